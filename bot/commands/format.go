@@ -1,0 +1,108 @@
+package commands
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/ductbot/ductbot/bot/chat"
+	"github.com/ductbot/ductbot/core/pipeline"
+	"github.com/ductbot/ductbot/core/store"
+)
+
+// maxSweepLines bounds the environments listed in one sweep summary.
+const maxSweepLines = 10
+
+// FormatAnnouncement renders a run's result for the channels: the result,
+// change, patch set, subject and owner in the title; the environment URL,
+// log link and, when it differs from the default, the matrix as fields.
+// Subject and owner are untrusted; adapters make them safe for their network.
+func FormatAnnouncement(a pipeline.Announcement) chat.Message {
+	r := a.Run
+	result := string(r.Result)
+	if result == "" {
+		result = string(r.State)
+	}
+	title := fmt.Sprintf("%s %s: change %d patch set %d", resultMark(r.Result), strings.ToUpper(result), r.Change, r.PatchSet)
+	if r.Subject != "" {
+		title += " “" + r.Subject + "”"
+	}
+	if r.Owner != "" {
+		title += " by " + r.Owner
+	}
+	m := chat.Message{Title: title, Error: r.Result != store.ResultPassed}
+	if a.Env.URL != "" {
+		m.Fields = append(m.Fields, chat.Field{Name: "env", Value: a.Env.URL})
+	}
+	if a.RunURL != "" {
+		m.Fields = append(m.Fields, chat.Field{Name: "logs", Value: a.RunURL})
+	}
+	if a.CustomMatrix() && len(r.Matrix) > 0 {
+		m.Fields = append(m.Fields, chat.Field{Name: "matrix", Value: matrixText(r.Matrix)})
+	}
+	if r.Result == store.ResultError && r.Detail != "" {
+		m.Lines = append(m.Lines, "detail: "+lastLine(r.Detail))
+	}
+	return m
+}
+
+func resultMark(r store.Result) string {
+	switch r {
+	case store.ResultPassed:
+		return "✔"
+	case store.ResultFailed, store.ResultError:
+		return "✘"
+	default:
+		return "•"
+	}
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	const maxDetail = 300
+	if len(s) > maxDetail {
+		r := []rune(s)
+		if len(r) > maxDetail {
+			s = string(r[:maxDetail]) + "…"
+		}
+	}
+	return s
+}
+
+// FormatSweep renders one cleanup sweep as one message: counts in the title,
+// then up to a bounded number of removed and skipped environments.
+func FormatSweep(s pipeline.SweepSummary) chat.Message {
+	title := "Cleanup sweep"
+	if s.DryRun {
+		title += " (dry run, nothing removed)"
+	}
+	verb := "removed"
+	if s.DryRun {
+		verb = "would remove"
+	}
+	title += fmt.Sprintf(": %s %d, skipped %d, repaired %d.", verb, len(s.Removed), len(s.Skipped), len(s.Repaired))
+	m := chat.Message{Title: title}
+	lines := 0
+	add := func(kind string, acts []pipeline.SweepAction) {
+		for i, a := range acts {
+			if lines >= maxSweepLines {
+				m.Lines = append(m.Lines, fmt.Sprintf("and %d more %s", len(acts)-i, kind))
+				return
+			}
+			line := fmt.Sprintf("%s %s (%s)", kind, a.Env, a.Policy)
+			if a.Reason != "" {
+				line += ": " + lastLine(a.Reason)
+			}
+			m.Lines = append(m.Lines, line)
+			lines++
+		}
+	}
+	add(verb, s.Removed)
+	add("skipped", s.Skipped)
+	if len(s.Repaired) > 0 {
+		m.Lines = append(m.Lines, "repaired: "+strings.Join(s.Repaired[:min(len(s.Repaired), maxSweepLines)], ", "))
+	}
+	return m
+}
