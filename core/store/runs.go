@@ -1,0 +1,201 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+const runColumns = `id, env, project, change_number, patch_set, revision, subject, owner,
+	matrix, trigger_kind, requested_by, test_only, state, result, attempts, detail, reported,
+	created_at, started_at, deployed_at, tested_at, finished_at`
+
+// rowScanner is what *sql.Row and *sql.Rows have in common.
+type rowScanner interface {
+	Scan(dest ...any) error
+}
+
+func scanRun(sc rowScanner) (*Run, error) {
+	var (
+		r                                   Run
+		matrix                              string
+		created                             int64
+		started, deployed, tested, finished sql.NullInt64
+		trigger, state, result              string
+	)
+	err := sc.Scan(&r.ID, &r.Env, &r.Project, &r.Change, &r.PatchSet, &r.Revision, &r.Subject, &r.Owner,
+		&matrix, &trigger, &r.RequestedBy, &r.TestOnly, &state, &result, &r.Attempts, &r.Detail, &r.Reported,
+		&created, &started, &deployed, &tested, &finished)
+	if err != nil {
+		return nil, err
+	}
+	if r.Matrix, err = matrixOf(matrix); err != nil {
+		return nil, fmt.Errorf("run %d: %w", r.ID, err)
+	}
+	r.Trigger, r.State, r.Result = Trigger(trigger), State(state), Result(result)
+	r.CreatedAt = timeOf(sql.NullInt64{Int64: created, Valid: true})
+	r.StartedAt, r.DeployedAt, r.TestedAt, r.FinishedAt = timeOf(started), timeOf(deployed), timeOf(tested), timeOf(finished)
+	return &r, nil
+}
+
+// runArgs returns the values of every column but id, in runColumns order.
+func runArgs(r *Run) ([]any, error) {
+	matrix, err := matrixArg(r.Matrix)
+	if err != nil {
+		return nil, err
+	}
+	return []any{r.Env, r.Project, r.Change, r.PatchSet, r.Revision, r.Subject, r.Owner,
+		matrix, string(r.Trigger), r.RequestedBy, r.TestOnly, string(r.State), string(r.Result), r.Attempts, r.Detail, r.Reported,
+		timeArg(r.CreatedAt), timeArg(r.StartedAt), timeArg(r.DeployedAt), timeArg(r.TestedAt), timeArg(r.FinishedAt)}, nil
+}
+
+// CreateRun inserts r and sets r.ID to the new, never reused, id. It sets
+// r.CreatedAt to now if it is zero. r.ID must be zero.
+func (s *Store) CreateRun(ctx context.Context, r *Run) error {
+	if r.ID != 0 {
+		return fmt.Errorf("create run: run already has id %d", r.ID)
+	}
+	created := r.CreatedAt
+	if created.IsZero() {
+		created = s.now()
+	}
+	rec := *r
+	rec.CreatedAt = utc(created)
+	args, err := runArgs(&rec)
+	if err != nil {
+		return fmt.Errorf("create run for %s: %w", r.Env, err)
+	}
+	res, err := s.w.ExecContext(ctx, `INSERT INTO runs (`+strings.TrimPrefix(runColumns, "id, ")+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+	if err != nil {
+		return fmt.Errorf("create run for %s: %w", r.Env, err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return fmt.Errorf("create run for %s: %w", r.Env, err)
+	}
+	r.ID, r.CreatedAt = id, rec.CreatedAt
+	return nil
+}
+
+// UpdateRun replaces the stored run r.ID with r, every field (a zero
+// CreatedAt keeps the stored one). It fails with ErrNotFound if there is no
+// such run (it may have been pruned).
+func (s *Store) UpdateRun(ctx context.Context, r *Run) error {
+	args, err := runArgs(r)
+	if err != nil {
+		return fmt.Errorf("update run %d: %w", r.ID, err)
+	}
+	res, err := s.w.ExecContext(ctx, `UPDATE runs SET env = ?, project = ?, change_number = ?, patch_set = ?,
+		revision = ?, subject = ?, owner = ?, matrix = ?, trigger_kind = ?, requested_by = ?, test_only = ?,
+		state = ?, result = ?, attempts = ?, detail = ?, reported = ?,
+		created_at = COALESCE(?, created_at), started_at = ?, deployed_at = ?, tested_at = ?, finished_at = ?
+		WHERE id = ?`, append(args, r.ID)...)
+	if err != nil {
+		return fmt.Errorf("update run %d: %w", r.ID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("update run %d: %w", r.ID, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("update run %d: %w", r.ID, ErrNotFound)
+	}
+	return nil
+}
+
+// GetRun returns the run with the given id, or ErrNotFound.
+func (s *Store) GetRun(ctx context.Context, id int64) (*Run, error) {
+	r, err := scanRun(s.r.QueryRowContext(ctx, `SELECT `+runColumns+` FROM runs WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("run %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get run %d: %w", id, err)
+	}
+	return r, nil
+}
+
+// ListRuns returns the runs f selects, newest first.
+func (s *Store) ListRuns(ctx context.Context, f RunFilter) ([]*Run, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if f.Env != "" {
+		where, args = append(where, "env = ?"), append(args, f.Env)
+	}
+	if f.Project != "" {
+		where, args = append(where, "project = ?"), append(args, f.Project)
+	}
+	if f.Change != 0 {
+		where, args = append(where, "change_number = ?"), append(args, f.Change)
+	}
+	if f.PatchSet != 0 {
+		where, args = append(where, "patch_set = ?"), append(args, f.PatchSet)
+	}
+	if f.Unfinished {
+		where = append(where, "state <> 'done'")
+	}
+	q := `SELECT ` + runColumns + ` FROM runs`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY id DESC`
+	if f.Limit > 0 {
+		q, args = q+` LIMIT ?`, append(args, f.Limit)
+	}
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	defer rows.Close()
+	var runs []*Run
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list runs: %w", err)
+		}
+		runs = append(runs, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	return runs, nil
+}
+
+// RunExisted reports whether id was ever issued to a run, including runs
+// since pruned. Ids are never reused.
+func (s *Store) RunExisted(ctx context.Context, id int64) (bool, error) {
+	if id <= 0 {
+		return false, nil
+	}
+	var last sql.NullInt64
+	err := s.r.QueryRowContext(ctx, `SELECT seq FROM sqlite_sequence WHERE name = 'runs'`).Scan(&last)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil // no run was ever created
+	}
+	if err != nil {
+		return false, fmt.Errorf("run %d existed: %w", id, err)
+	}
+	return id <= last.Int64, nil
+}
+
+// PruneRuns deletes the finished runs, with their test logs, that finished
+// before before, and returns how many it deleted. Unfinished runs are kept
+// whatever their age.
+func (s *Store) PruneRuns(ctx context.Context, before time.Time) (int, error) {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM runs
+		WHERE state = 'done' AND finished_at IS NOT NULL AND finished_at < ?`, before.UnixNano())
+	if err != nil {
+		return 0, fmt.Errorf("prune runs finished before %s: %w", before.UTC().Format(time.RFC3339), err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("prune runs: %w", err)
+	}
+	return int(n), nil
+}

@@ -1,0 +1,151 @@
+// Package store keeps ductbot's durable state (runs, environments, test logs
+// and small key/values such as the Gerrit watermark) in one embedded SQLite
+// file. It persists what it is given and decides nothing: the pipeline owns
+// every state transition.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// ErrNewerSchema is returned (wrapped) by Open when the file was written by a
+// newer ductbot whose schema this binary does not know.
+var ErrNewerSchema = errors.New("store schema is newer than this binary")
+
+// ErrCorrupt is returned (wrapped) by Open when the file is not an SQLite
+// database or is damaged.
+var ErrCorrupt = errors.New("store file is not a valid SQLite database")
+
+// busyTimeout is how long a connection waits for a lock held by another
+// connection (another process, or a checkpoint) before giving up.
+const busyTimeout = 10 * time.Second
+
+// Store is the SQLite-backed state. It is safe for concurrent use: writes go
+// through a single connection, so concurrent writers queue in Go instead of
+// failing with SQLITE_BUSY, and reads use a separate pool that WAL mode lets
+// run alongside the writer.
+type Store struct {
+	path string
+	w    *sql.DB // the one writer connection
+	r    *sql.DB // read-only pool
+	now  func() time.Time
+}
+
+// Open opens (creating if needed) the state file at path and brings its
+// schema up to date. It fails with ErrNewerSchema if the file's schema is
+// newer than this binary knows and with ErrCorrupt if the file is not a
+// usable SQLite database.
+func Open(ctx context.Context, path string) (*Store, error) {
+	w, err := openDB(path, false)
+	if err != nil {
+		return nil, err
+	}
+	w.SetMaxOpenConns(1)
+	s := &Store{path: path, w: w, now: time.Now}
+
+	if err := s.check(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	if err := s.migrate(ctx); err != nil {
+		w.Close()
+		return nil, s.classify(err)
+	}
+
+	r, err := openDB(path, true)
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	r.SetMaxOpenConns(4)
+	if err := r.PingContext(ctx); err != nil {
+		w.Close()
+		r.Close()
+		return nil, s.classify(fmt.Errorf("open store %s for reading: %w", path, err))
+	}
+	s.r = r
+	return s, nil
+}
+
+// openDB returns a pool whose connections are set up with WAL, a busy
+// timeout and foreign keys. Write transactions begin IMMEDIATE so they take
+// the write lock up front, where the busy timeout applies.
+func openDB(path string, readOnly bool) (*sql.DB, error) {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	if readOnly {
+		q.Add("_pragma", "query_only(1)")
+	} else {
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Set("_txlock", "immediate")
+	}
+	dsn := (&url.URL{Scheme: "file", Opaque: path, RawQuery: q.Encode()}).String()
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// check connects and runs a quick integrity check, so a damaged file is
+// reported at start-up rather than in the middle of a run.
+func (s *Store) check(ctx context.Context) error {
+	if err := s.w.PingContext(ctx); err != nil {
+		return s.classify(fmt.Errorf("open store %s: %w", s.path, err))
+	}
+	var res string
+	if err := s.w.QueryRowContext(ctx, "PRAGMA quick_check").Scan(&res); err != nil {
+		return s.classify(fmt.Errorf("check store %s: %w", s.path, err))
+	}
+	if res != "ok" {
+		return fmt.Errorf("%w: %s: integrity check: %s", ErrCorrupt, s.path, res)
+	}
+	return nil
+}
+
+// classify turns SQLite's "not a database" and "malformed" errors into
+// ErrCorrupt, keeping the original error in the chain.
+func (s *Store) classify(err error) error {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT:
+			return fmt.Errorf("%w: %w", ErrCorrupt, err) // err names the file
+		}
+	}
+	return err
+}
+
+// Close closes the file. Calls after Close fail.
+func (s *Store) Close() error {
+	return errors.Join(s.r.Close(), s.w.Close())
+}
+
+// Path returns the file the store was opened from.
+func (s *Store) Path() string { return s.path }
+
+// inTx runs fn in a write transaction and commits it if fn returns nil.
+func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
