@@ -1,0 +1,69 @@
+// Package metrics holds ductbot's Prometheus collectors. One *Metrics is made
+// at start-up and handed to every part that counts something; web serves its
+// Registry on /metrics.
+package metrics
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics is the set of collectors ductbot exports. All fields are non-nil
+// after New.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	RunsTotal          *prometheus.CounterVec // label: result
+	DeployDuration     prometheus.Histogram   // seconds
+	TestDuration       prometheus.Histogram   // seconds
+	QueueDepth         prometheus.Gauge       // runs waiting for a deploy slot
+	LiveEnvs           prometheus.Gauge       // environments not gone
+	GerritPollDuration prometheus.Histogram   // seconds per poll cycle
+	GerritPollErrors   prometheus.Counter
+	ChatMessages       *prometheus.CounterVec // labels: network, outcome (sent|dropped|retried)
+	SweepRemovals      *prometheus.CounterVec // label: policy
+	SweepSkips         *prometheus.CounterVec // label: reason
+}
+
+// New makes the collectors and registers them, with the Go and process
+// collectors, on a fresh registry.
+func New() *Metrics {
+	durations := []float64{1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800}
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		RunsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ductbot_runs_total", Help: "Finished runs by result.",
+		}, []string{"result"}),
+		DeployDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "ductbot_deploy_duration_seconds", Help: "Time to deploy an environment.", Buckets: durations,
+		}),
+		TestDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "ductbot_test_duration_seconds", Help: "Time to run an environment's tests.", Buckets: durations,
+		}),
+		QueueDepth: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ductbot_queue_depth", Help: "Runs waiting for a deploy slot.",
+		}),
+		LiveEnvs: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ductbot_live_environments", Help: "Environments that exist now.",
+		}),
+		GerritPollDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "ductbot_gerrit_poll_duration_seconds", Help: "Time of one Gerrit poll cycle.", Buckets: prometheus.DefBuckets,
+		}),
+		GerritPollErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ductbot_gerrit_poll_errors_total", Help: "Gerrit poll cycles that failed.",
+		}),
+		ChatMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ductbot_chat_messages_total", Help: "Chat messages by network and outcome (sent, dropped, retried).",
+		}, []string{"network", "outcome"}),
+		SweepRemovals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ductbot_sweep_removals_total", Help: "Environments removed by cleanup, by policy.",
+		}, []string{"policy"}),
+		SweepSkips: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ductbot_sweep_skips_total", Help: "Environments a sweep skipped, by reason.",
+		}, []string{"reason"}),
+	}
+	m.Registry.MustRegister(
+		prometheus.NewGoCollector(),
+		prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}),
+		m.RunsTotal, m.DeployDuration, m.TestDuration, m.QueueDepth, m.LiveEnvs,
+		m.GerritPollDuration, m.GerritPollErrors, m.ChatMessages, m.SweepRemovals, m.SweepSkips,
+	)
+	return m
+}
