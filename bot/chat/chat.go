@@ -8,6 +8,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/ductbot/ductbot/core/pipeline"
 )
@@ -131,4 +133,47 @@ func Errorf(format string, args ...any) Message {
 // Textf is a one-line message.
 func Textf(format string, args ...any) Message {
 	return Message{Lines: []string{fmt.Sprintf(format, args...)}}
+}
+
+// StripControl makes untrusted text safe for a line-oriented chat: it
+// removes CR, LF, NUL and every other control character (a tab becomes a
+// space) and replaces invalid UTF-8, so the text can never start a new IRC
+// command or drive a terminal.
+func StripControl(s string) string {
+	clean := true
+	for _, r := range s {
+		if r == utf8.RuneError || unicode.IsControl(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var sb strings.Builder
+	sb.Grow(len(s))
+	for _, r := range strings.ToValidUTF8(s, "\uFFFD") {
+		switch {
+		case r == '\t':
+			sb.WriteByte(' ')
+		case unicode.IsControl(r):
+		default:
+			sb.WriteRune(r)
+		}
+	}
+	return sb.String()
+}
+
+// MentionName is the short name to address the holder of a stable identity
+// (Identity.String) by: the nick of an IRC mask, else the part after the
+// network.
+func MentionName(identity string) string {
+	_, rest, ok := strings.Cut(identity, ":")
+	if !ok {
+		rest = identity
+	}
+	if nick, _, ok := strings.Cut(rest, "!"); ok {
+		return nick
+	}
+	return rest
 }
