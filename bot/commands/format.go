@@ -24,10 +24,10 @@ func FormatAnnouncement(a pipeline.Announcement) chat.Message {
 	}
 	title := fmt.Sprintf("%s %s: change %d patch set %d", resultMark(r.Result), strings.ToUpper(result), r.Change, r.PatchSet)
 	if r.Subject != "" {
-		title += " “" + r.Subject + "”"
+		title += " “" + chat.StripControl(r.Subject) + "”"
 	}
 	if r.Owner != "" {
-		title += " by " + r.Owner
+		title += " by " + chat.StripControl(r.Owner)
 	}
 	m := chat.Message{Title: title, Error: r.Result != store.ResultPassed}
 	if a.Env.URL != "" {

@@ -37,7 +37,7 @@ func TestScriptedSession(t *testing.T) {
 	if len(seen) != 3 || seen[0].ReplyTo.Network != "console" || seen[0].ReplyTo.User != "console:tester" {
 		t.Fatalf("handler saw %+v", seen)
 	}
-	want := "you are\nconsole:tester\nsubject: fix[2JQUIT\n"
+	want := "you are\nconsole:tester\nsubject: fix[2J\nQUIT\n"
 	if out.String() != want {
 		t.Fatalf("output = %q, want %q", out.String(), want)
 	}
