@@ -43,17 +43,20 @@ type Query struct {
 	Messages bool
 }
 
-// String returns the Gerrit search expression for q, with every value
-// quoted.
+// String returns the Gerrit search expression for q, with every project and
+// branch name quoted.
 func (q Query) String() string {
 	var terms []string
-	or := func(op string, values []string) {
+	or := func(op string, values []string, quoted bool) {
 		if len(values) == 0 {
 			return
 		}
 		parts := make([]string, len(values))
 		for i, v := range values {
-			parts[i] = op + ":" + quote(v)
+			if quoted {
+				v = quote(v)
+			}
+			parts[i] = op + ":" + v
 		}
 		if len(parts) == 1 {
 			terms = append(terms, parts[0])
@@ -61,8 +64,8 @@ func (q Query) String() string {
 		}
 		terms = append(terms, "("+strings.Join(parts, " OR ")+")")
 	}
-	or("project", q.Projects)
-	or("branch", q.Branches)
+	or("project", q.Projects, true)
+	or("branch", q.Branches, true)
 	switch {
 	case q.Open && !q.Closed:
 		terms = append(terms, "status:open")
@@ -82,7 +85,7 @@ func (q Query) String() string {
 	for i, n := range q.Numbers {
 		nums[i] = strconv.Itoa(n)
 	}
-	or("change", nums)
+	or("change", nums, false)
 	return strings.Join(terms, " ")
 }
 
