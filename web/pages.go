@@ -1,0 +1,439 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/ductbot/ductbot/core/store"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static/style.css
+var styleCSS []byte
+
+// recentRuns is how many runs the dashboard and an environment page list.
+const recentRuns = 50
+
+// pages holds one parsed template set per page, each with the layout.
+type pages struct {
+	dashboard, run, env, errorPage *template.Template
+}
+
+func parsePages(s *Server) *pages {
+	parse := func(name string) *template.Template {
+		return template.Must(template.New(name).ParseFS(templateFS, "templates/layout.html", "templates/"+name))
+	}
+	return &pages{
+		dashboard: parse("dashboard.html"),
+		run:       parse("run.html"),
+		env:       parse("env.html"),
+		errorPage: parse("error.html"),
+	}
+}
+
+// render executes a page into a buffer first, so a template error becomes a
+// 500 rather than half a page.
+func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, t *template.Template, data any) {
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, "layout", data); err != nil {
+		s.log.Error("render page", "path", r.URL.Path, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// errorView is the data of an error page.
+type errorView struct {
+	Title   string
+	Status  int
+	Heading string
+	Message string
+}
+
+func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, heading, message string) {
+	s.render(w, r, status, s.pages.errorPage, errorView{
+		Title: heading, Status: status, Heading: heading, Message: message,
+	})
+}
+
+func (s *Server) internalError(w http.ResponseWriter, r *http.Request, err error) {
+	s.log.Error("serve page", "path", r.URL.Path, "err", err)
+	s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong",
+		"ductbot could not read its state. Try again in a moment; if it keeps happening, the operators will find the error in ductbot's log.")
+}
+
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	s.errorPage(w, r, http.StatusNotFound, "Page not found", "There is nothing at this address.")
+}
+
+// envView is an environment as the pages show it.
+type envView struct {
+	Name, Path        string
+	Project           string
+	ProjectPath       string // the dashboard filtered to the project
+	Change, PatchSet  int
+	ChangeURL         string
+	Subject, Owner    string
+	Revision          string
+	Kind              string
+	RequestedBy       string
+	Matrix            []pair
+	Status            string
+	Age, Created      string
+	Expiry, ExpiresAt string
+	Active            string
+	Gone              string
+	Protected         bool
+	URL               string
+	Namespace         string
+	Release           string
+}
+
+func (s *Server) envView(now time.Time, e *store.Env) envView {
+	return envView{
+		Name: e.Name, Path: EnvPath(e.Name),
+		Project: e.Project, ProjectPath: "/?" + url.Values{"project": {e.Project}}.Encode(),
+		Change: e.Change, PatchSet: e.PatchSet, ChangeURL: s.changeURL(e.Project, e.Change, e.PatchSet),
+		Subject: e.Subject, Owner: e.Owner, Revision: e.Revision,
+		Kind: string(e.Kind), RequestedBy: e.RequestedBy,
+		Matrix: sortedMatrix(e.Matrix),
+		Status: string(e.Status),
+		Age:    ago(now, e.CreatedAt), Created: stamp(e.CreatedAt),
+		Expiry: expiry(now, e.ExpiresAt), ExpiresAt: stamp(e.ExpiresAt),
+		Active: ago(now, e.ActiveAt), Gone: stamp(e.GoneAt),
+		Protected: e.Protected,
+		URL:       e.URL, Namespace: e.Namespace, Release: e.Release,
+	}
+}
+
+// runView is a run as the pages show it.
+type runView struct {
+	ID               int64
+	Path, LogPath    string
+	Status           string
+	Finished         bool
+	Env, EnvPath     string
+	Project          string
+	Change, PatchSet int
+	ChangeURL        string
+	Subject, Owner   string
+	Revision         string
+	Trigger          string
+	RequestedBy      string
+	TestOnly         bool
+	Attempts         int
+	Detail           string
+	Matrix           []pair
+	Duration         string
+	When, Created    string
+}
+
+func (s *Server) runView(now time.Time, r *store.Run) runView {
+	v := runView{
+		ID: r.ID, Path: RunPath(r.ID), LogPath: runLogPath(r.ID),
+		Status: runStatus(r), Finished: r.Finished(),
+		Env: r.Env, Project: r.Project,
+		Change: r.Change, PatchSet: r.PatchSet, ChangeURL: s.changeURL(r.Project, r.Change, r.PatchSet),
+		Subject: r.Subject, Owner: r.Owner, Revision: r.Revision,
+		Trigger: string(r.Trigger), RequestedBy: r.RequestedBy, TestOnly: r.TestOnly,
+		Attempts: r.Attempts, Detail: r.Detail,
+		Matrix: sortedMatrix(r.Matrix),
+		When:   ago(now, r.CreatedAt), Created: stamp(r.CreatedAt),
+	}
+	if r.Env != "" {
+		v.EnvPath = EnvPath(r.Env)
+	}
+	if d := runDuration(now, r); d > 0 {
+		v.Duration = humanDuration(d)
+	}
+	return v
+}
+
+// dashboardView is the data of /.
+type dashboardView struct {
+	Title          string
+	Project        string
+	Status, Result string
+	Statuses       []string
+	Results        []string
+	Filtered       bool
+	Envs           []envView
+	Runs           []runView
+}
+
+// The choices of the dashboard's filters. "running" selects unfinished runs.
+var (
+	envStatuses = []string{string(store.EnvDeploying), string(store.EnvReady), string(store.EnvBroken), string(store.EnvTearingDown), string(store.EnvGone)}
+	runResults  = []string{"running", string(store.ResultPassed), string(store.ResultFailed), string(store.ResultError), string(store.ResultSuperseded), string(store.ResultCanceled)}
+)
+
+func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := storeCtx(r)
+	defer cancel()
+	now := s.now()
+	q := r.URL.Query()
+	v := dashboardView{
+		Title:    "Environments and runs",
+		Project:  q.Get("project"),
+		Status:   q.Get("status"),
+		Result:   q.Get("result"),
+		Statuses: envStatuses,
+		Results:  runResults,
+	}
+	v.Filtered = v.Project != "" || v.Status != "" || v.Result != ""
+
+	envs, err := s.listEnvs(ctx, v.Project, v.Status)
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	for _, e := range envs {
+		v.Envs = append(v.Envs, s.envView(now, e))
+	}
+
+	runs, err := s.listRuns(ctx, store.RunFilter{Project: v.Project}, v.Result)
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	for _, run := range runs {
+		v.Runs = append(v.Runs, s.runView(now, run))
+	}
+	s.render(w, r, http.StatusOK, s.pages.dashboard, v)
+}
+
+// listEnvs returns the environments of project (all when empty) with the
+// given status; an empty status means every status but gone.
+func (s *Server) listEnvs(ctx context.Context, project, status string) ([]*store.Env, error) {
+	f := store.EnvFilter{Project: project, Alive: status == ""}
+	envs, err := s.store.ListEnvs(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	if status != "" {
+		envs = slices.DeleteFunc(envs, func(e *store.Env) bool { return string(e.Status) != status })
+	}
+	return envs, nil
+}
+
+// listRuns returns up to recentRuns runs that f selects and whose status
+// (see runResults) is result, or all when result is empty.
+func (s *Server) listRuns(ctx context.Context, f store.RunFilter, result string) ([]*store.Run, error) {
+	switch result {
+	case "":
+		f.Limit = recentRuns
+		return s.store.ListRuns(ctx, f)
+	case "running":
+		f.Unfinished, f.Limit = true, recentRuns
+		return s.store.ListRuns(ctx, f)
+	}
+	// The store cannot filter by result; look further back and filter here.
+	f.Limit = 20 * recentRuns
+	runs, err := s.store.ListRuns(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	runs = slices.DeleteFunc(runs, func(r *store.Run) bool { return !r.Finished() || string(r.Result) != result })
+	if len(runs) > recentRuns {
+		runs = runs[:recentRuns]
+	}
+	return runs, nil
+}
+
+// phaseView is one phase of a run on its page.
+type phaseView struct {
+	Name    string
+	Started string
+	Took    string
+}
+
+// runPageView is the data of /runs/{id}.
+type runPageView struct {
+	Title  string
+	Run    runView
+	EnvURL string
+	Phases []phaseView
+	Logs   []logSection
+}
+
+// runPhases lists the phases from queued to done with their durations;
+// a phase that has not ended shows how long it has run so far.
+func runPhases(now time.Time, r *store.Run) []phaseView {
+	marks := []struct {
+		name  string
+		start time.Time
+	}{
+		{"queued", r.CreatedAt},
+		{"deploying", r.StartedAt},
+		{"testing", r.DeployedAt},
+		{"reporting", r.TestedAt},
+		{"done", r.FinishedAt},
+	}
+	var out []phaseView
+	for i, m := range marks {
+		if m.start.IsZero() {
+			continue
+		}
+		p := phaseView{Name: m.name, Started: stamp(m.start)}
+		if m.name != "done" {
+			end := time.Time{}
+			for _, next := range marks[i+1:] {
+				if !next.start.IsZero() {
+					end = next.start
+					break
+				}
+			}
+			switch {
+			case !end.IsZero():
+				p.Took = humanDuration(end.Sub(m.start))
+			case !r.Finished():
+				p.Took = humanDuration(now.Sub(m.start)) + " so far"
+			}
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// lookupRun reads the run of the {id} path value. When it fails it has
+// answered the request already, with 400, 404, 410 or 500.
+func (s *Server) lookupRun(w http.ResponseWriter, r *http.Request, ctx context.Context, fail func(status int, heading, msg string)) (*store.Run, bool) {
+	id, ok := parseID(r)
+	if !ok {
+		fail(http.StatusBadRequest, "Not a run number", fmt.Sprintf("%q is not a run number; run addresses look like /runs/12.", r.PathValue("id")))
+		return nil, false
+	}
+	run, err := s.store.GetRun(ctx, id)
+	if err == nil {
+		return run, true
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		s.log.Error("read run", "run", id, "err", err)
+		fail(http.StatusInternalServerError, "Something went wrong", "ductbot could not read its state; try again in a moment.")
+		return nil, false
+	}
+	existed, err := s.store.RunExisted(ctx, id)
+	if err != nil {
+		s.log.Error("read run", "run", id, "err", err)
+		fail(http.StatusInternalServerError, "Something went wrong", "ductbot could not read its state; try again in a moment.")
+		return nil, false
+	}
+	if existed {
+		fail(http.StatusGone, fmt.Sprintf("Run %d has expired", id),
+			"Old runs and their test logs are cleaned up after a while, and this one is gone. "+
+				"The comment on the change in Gerrit still says how it ended. To test the change again, comment \"recheck\" on it.")
+		return nil, false
+	}
+	fail(http.StatusNotFound, fmt.Sprintf("There is no run %d", id), "No run with this number was ever started. Check the link.")
+	return nil, false
+}
+
+func (s *Server) runPage(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := storeCtx(r)
+	defer cancel()
+	run, ok := s.lookupRun(w, r, ctx, func(status int, heading, msg string) { s.errorPage(w, r, status, heading, msg) })
+	if !ok {
+		return
+	}
+	logs, err := s.store.TestLogs(ctx, run.ID)
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	now := s.now()
+	v := runPageView{
+		Title:  fmt.Sprintf("Run %d: %s", run.ID, runStatus(run)),
+		Run:    s.runView(now, run),
+		Phases: runPhases(now, run),
+		Logs:   numberLogs(logs),
+	}
+	if run.Env != "" {
+		env, err := s.store.GetEnv(ctx, run.Env)
+		switch {
+		case err == nil:
+			if env.Status != store.EnvGone {
+				v.EnvURL = env.URL
+			}
+		case !errors.Is(err, store.ErrNotFound):
+			s.internalError(w, r, err)
+			return
+		}
+	}
+	s.render(w, r, http.StatusOK, s.pages.run, v)
+}
+
+func (s *Server) runLog(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := storeCtx(r)
+	defer cancel()
+	run, ok := s.lookupRun(w, r, ctx, func(status int, _, msg string) { http.Error(w, msg, status) })
+	if !ok {
+		return
+	}
+	logs, err := s.store.TestLogs(ctx, run.ID)
+	if err != nil {
+		s.log.Error("read test logs", "run", run.ID, "err", err)
+		http.Error(w, "could not read the test logs", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Content-Disposition", `attachment; filename="ductbot-run-`+strconv.FormatInt(run.ID, 10)+`.log"`)
+	h.Set("Cache-Control", "no-cache")
+	if err := writeRawLog(w, logs); err != nil {
+		s.log.Debug("write raw log", "run", run.ID, "err", err)
+	}
+}
+
+// envPageView is the data of /envs/{name}.
+type envPageView struct {
+	Title string
+	Name  string
+	Env   *envView // nil when the record was removed but runs remain
+	Runs  []runView
+}
+
+func (s *Server) envPage(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := storeCtx(r)
+	defer cancel()
+	name := r.PathValue("name")
+	now := s.now()
+	v := envPageView{Title: "Environment " + name, Name: name}
+
+	env, err := s.store.GetEnv(ctx, name)
+	switch {
+	case err == nil:
+		ev := s.envView(now, env)
+		v.Env = &ev
+	case !errors.Is(err, store.ErrNotFound):
+		s.internalError(w, r, err)
+		return
+	}
+	runs, err := s.store.ListRuns(ctx, store.RunFilter{Env: name, Limit: recentRuns})
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	if v.Env == nil && len(runs) == 0 {
+		s.errorPage(w, r, http.StatusNotFound, "No such environment", fmt.Sprintf("There is no environment called %q, and none by that name ever ran.", name))
+		return
+	}
+	for _, run := range runs {
+		v.Runs = append(v.Runs, s.runView(now, run))
+	}
+	s.render(w, r, http.StatusOK, s.pages.env, v)
+}
