@@ -18,6 +18,8 @@ type clock struct {
 	mu    sync.Mutex
 	start time.Time
 	now   time.Time
+	real  bool          // follow time.Now, plus offset
+	off   time.Duration // what Advance added since FollowRealTime
 }
 
 func newClock(t time.Time) *clock { return &clock{start: t, now: t} }
@@ -25,7 +27,18 @@ func newClock(t time.Time) *clock { return &clock{start: t, now: t} }
 func (c *clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.real {
+		return time.Now().Add(c.off)
+	}
 	return c.now
+}
+
+// FollowRealTime makes the clock follow time.Now from now on, shifted by
+// what Advance adds later.
+func (c *clock) FollowRealTime() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.real, c.off = true, 0
 }
 
 func (c *clock) Start() time.Time { return c.start }
@@ -34,6 +47,7 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
+	c.off += d
 }
 
 // memCursor is a CursorStore in memory, as ductbot's store would be.
