@@ -83,7 +83,7 @@ func TestCommandAnnouncementAndInjection(t *testing.T) {
 	bot, m := startBot(t, srv.addr, true)
 	c := dialClient(t, srv.addr, "alice", channel)
 	// The bot is in the channel once it has joined; a command proves it.
-	waitFor(t, bot.Connected)
+	c.waitMember(channel, "ductbot")
 	c.send("PRIVMSG " + channel + " :!ping")
 	c.expect("PRIVMSG "+channel+" :alice: pong for irc:alice!", 30*time.Second)
 
@@ -113,9 +113,9 @@ func TestCommandAnnouncementAndInjection(t *testing.T) {
 
 func TestFortyLinesWithRealisticFloodControl(t *testing.T) {
 	srv := startServer(t)
-	bot, _ := startBot(t, srv.addr, false) // SendLimit 1s, burst 3: about 40s
+	startBot(t, srv.addr, false) // SendLimit 1s, burst 3: about 40s
 	c := dialClient(t, srv.addr, "alice", channel)
-	waitFor(t, bot.Connected)
+	c.waitMember(channel, "ductbot")
 	c.send("PRIVMSG " + channel + " :!many")
 	lines := c.expect("line 40 of 40", 3*time.Minute)
 	got := 0

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -167,4 +168,20 @@ func (c *client) expect(want string, timeout time.Duration) []string {
 			return seen
 		}
 	}
+}
+
+// waitMember polls NAMES until nick is in channel.
+func (c *client) waitMember(channel, nick string) {
+	c.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		c.send("NAMES " + channel)
+		for _, l := range c.expect(" 366 ", 30*time.Second) {
+			if strings.Contains(l, " 353 ") && slices.Contains(strings.Fields(strings.NewReplacer("@", "", "+", "").Replace(strings.ToLower(l[strings.LastIndex(l, ":")+1:]))), nick) {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.t.Fatalf("%s did not join %s", nick, channel)
 }
