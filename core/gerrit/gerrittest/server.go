@@ -15,6 +15,7 @@ package gerrittest
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -29,6 +30,10 @@ type Options struct {
 	// can authenticate under /a/ with HTTP basic auth.
 	Username string
 	Password string
+	// Addr, when set, is the address to listen on, such as
+	// "127.0.0.1:8081" for a demo with a fixed URL; by default the server
+	// listens on a free loopback port.
+	Addr string
 	// Now is the server's clock, used for created, updated and message
 	// dates. The server makes its timestamps strictly increasing, so two
 	// events never share one. Defaults to time.Now.
@@ -74,7 +79,8 @@ type failure struct {
 // accounts for /a/ can be added with AddAccount and SetHTTPPassword.
 func New() *Server { return NewWithOptions(Options{}) }
 
-// NewWithOptions starts a server configured by opts.
+// NewWithOptions starts a server configured by opts. It panics if it cannot
+// listen on opts.Addr, like httptest.NewServer.
 func NewWithOptions(opts Options) *Server {
 	s := &Server{
 		now:        opts.Now,
@@ -94,7 +100,16 @@ func NewWithOptions(opts Options) *Server {
 		s.AddAccount(opts.Username, opts.Username, opts.Username+"@example.com")
 		s.SetHTTPPassword(opts.Username, opts.Password)
 	}
-	s.ts = httptest.NewServer(s.routes())
+	s.ts = httptest.NewUnstartedServer(s.routes())
+	if opts.Addr != "" {
+		l, err := net.Listen("tcp", opts.Addr)
+		if err != nil {
+			panic(fmt.Sprintf("gerrittest: listening on %s: %v", opts.Addr, err))
+		}
+		s.ts.Listener.Close()
+		s.ts.Listener = l
+	}
+	s.ts.Start()
 	return s
 }
 

@@ -404,3 +404,13 @@ func TestConcurrentUse(t *testing.T) {
 		t.Errorf("got %d reviews, want 8", got)
 	}
 }
+
+func TestFixedAddress(t *testing.T) {
+	s := gerrittest.NewWithOptions(gerrittest.Options{Addr: "127.0.0.1:0"})
+	defer s.Close()
+	if !strings.HasPrefix(s.URL(), "http://127.0.0.1:") {
+		t.Errorf("URL() = %q", s.URL())
+	}
+	var got []any
+	decodeJSON(t, call(t, "GET", s.URL()+"/changes/?q=status:open", "", "", ""), &got)
+}
