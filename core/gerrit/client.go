@@ -137,8 +137,11 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	if len(query) > 0 {
 		rel += "?" + query.Encode()
 	}
+	// shown names the request in errors and logs: the path without the
+	// query, which can be long.
+	shown, _, _ := strings.Cut("/"+path, "?")
 	for attempt := 0; ; attempt++ {
-		err := c.once(ctx, method, rel, path, in, out)
+		err := c.once(ctx, method, rel, shown, in, out)
 		if err == nil {
 			return nil
 		}
@@ -163,13 +166,13 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 			wait = min(he.RetryAfter, maxRetryAfter)
 		}
 		c.log.LogAttrs(ctx, slog.LevelWarn, "gerrit request failed, retrying",
-			slog.String("method", method), slog.String("path", path),
+			slog.String("method", method), slog.String("path", shown),
 			slog.Int("attempt", attempt+1), slog.Duration("wait", wait), slog.Any("error", err))
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("gerrit: %s %s: giving up: %w (last error: %w)", method, path, ctx.Err(), err)
+			return fmt.Errorf("gerrit: %s %s: giving up: %w (last error: %w)", method, shown, ctx.Err(), err)
 		case <-t.C:
 		}
 	}
@@ -192,7 +195,8 @@ type netError struct{ err error }
 func (e *netError) Error() string { return e.err.Error() }
 func (e *netError) Unwrap() error { return e.err }
 
-// once sends one attempt with the per-request timeout.
+// once sends one attempt with the per-request timeout. path is only used
+// in errors.
 func (c *Client) once(ctx context.Context, method, rel, path string, in, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
@@ -226,7 +230,7 @@ func httpError(method, path string, resp *http.Response) error {
 	body := strings.ToValidUTF8(strings.TrimSpace(string(b)), "?")
 	return &HTTPError{
 		Method:     method,
-		Path:       "/" + strings.TrimPrefix(path, "/"),
+		Path:       path,
 		StatusCode: resp.StatusCode,
 		Body:       body,
 		RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now()),

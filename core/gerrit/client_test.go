@@ -443,8 +443,14 @@ func TestPostReviewRefusals(t *testing.T) {
 	})
 	t.Run("closed change", func(t *testing.T) {
 		s.SetStatus(n, gerrittest.StatusMerged)
-		if err := vote(sha, -1); !errors.Is(err, gerrit.ErrConflict) {
+		err := vote(sha, -1)
+		if !errors.Is(err, gerrit.ErrConflict) {
 			t.Errorf("err = %v, want ErrConflict", err)
+		}
+		var he *gerrit.HTTPError
+		if !errors.As(err, &he) || he.StatusCode != http.StatusConflict || he.Method != "POST" ||
+			he.Path != fmt.Sprintf("/changes/wiki~%d/revisions/%s/review", n, sha) || he.Body != "change is closed" {
+			t.Errorf("HTTPError = %+v, want method, path, status and Gerrit's message", he)
 		}
 	})
 	t.Run("unknown change", func(t *testing.T) {
