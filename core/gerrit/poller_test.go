@@ -329,3 +329,24 @@ func TestPollerRunKeepsGoingThroughErrors(t *testing.T) {
 		t.Errorf("OnPoll saw %v, want three ErrUnavailable then success", pollErrs)
 	}
 }
+
+func TestPollerUnreadableWatermarkFallsBackToLookback(t *testing.T) {
+	clk := newClock(time.Date(2030, 6, 1, 7, 0, 0, 0, time.UTC))
+	s := newServer(t, func(o *gerrittest.Options) { o.Now = clk.Now })
+	cursor := newMemCursor()
+	cursor.values[gerrit.WatermarkKey] = "not a time"
+	old := s.CreateChange("wiki", "main", "old", "alice")
+	clk.Advance(2 * time.Hour)
+	recent := s.CreateChange("wiki", "main", "recent", "alice")
+	p := gerrit.NewPoller(newClient(t, s), gerrit.PollOptions{Projects: []string{"wiki"}, Cursor: cursor, Now: clk.Now, Logger: quietLogger()})
+	got, err := p.Poll(testContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(numbers(got), []int{recent}) {
+		t.Errorf("poll = %v, want [%d] from the look-back (not %d)", numbers(got), recent, old)
+	}
+	if wm := cursor.watermark(t); !wm.Equal(updated(t, s, recent)) {
+		t.Errorf("watermark %v, want it repaired to %v", wm, updated(t, s, recent))
+	}
+}
