@@ -176,6 +176,9 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		"--kubelet-client-certificate="+certs.AdminCert, "--kubelet-client-key="+certs.AdminKey,
 		"--kubelet-preferred-address-types=InternalIP",
 		"--enable-priority-and-fairness=false", "--profiling=false",
+		// Streaming watch-lists need etcd's watch progress requests, which
+		// Debian's etcd 3.4 lacks; clients fall back to list-and-watch.
+		"--feature-gates=WatchList=false",
 	); err != nil {
 		return nil, err
 	}
