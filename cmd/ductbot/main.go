@@ -16,6 +16,8 @@ func main() {
 	}
 	var err error
 	switch os.Args[1] {
+	case "demo":
+		err = runDemo(ctx, os.Args[2:])
 	case "dev":
 		err = runDev(ctx, os.Args[2:])
 	default:
