@@ -7,6 +7,7 @@ package commands
 import (
 	"context"
 	"errors"
+	"github.com/ductbot/ductbot/internal/suggest"
 	"log/slog"
 	"slices"
 	"strings"
@@ -205,7 +206,7 @@ func (r *Router) unknown(name string, from chat.Identity) chat.Message {
 			names = append(names, c.Name)
 		}
 	}
-	if best := closest(name, names); best != "" {
+	if best := suggest.Closest(name, names); best != "" {
 		return chat.Errorf("Unknown command %q. Did you mean %s%s? See %shelp.", clip(name), r.opts.Prefix, best, r.opts.Prefix)
 	}
 	return chat.Errorf("Unknown command %q. See %shelp for what I can do.", clip(name), r.opts.Prefix)

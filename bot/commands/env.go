@@ -3,6 +3,7 @@ package commands
 import (
 	"errors"
 	"fmt"
+	"github.com/ductbot/ductbot/internal/suggest"
 	"regexp"
 	"slices"
 	"strconv"
@@ -135,7 +136,7 @@ func unknownComponent(name string, components []string) error {
 	if len(components) > 0 {
 		list = "configured: " + strings.Join(components, ", ")
 	}
-	if best := closest(name, components); best != "" {
+	if best := suggest.Closest(name, components); best != "" {
 		return usageErr("unknown component %q; did you mean %q? (%s)", clip(name), best, list)
 	}
 	return usageErr("unknown component %q (%s)", clip(name), list)
@@ -169,50 +170,6 @@ func ParseTTL(s string) (time.Duration, error) {
 		return 0, usageErr("ttl must be positive")
 	}
 	return d, nil
-}
-
-// closest returns the candidate nearest to name when it is likely a typo of
-// it, else "".
-func closest(name string, candidates []string) string {
-	best, bestDist := "", -1
-	lname := strings.ToLower(name)
-	for _, c := range candidates {
-		d := levenshtein(lname, strings.ToLower(c))
-		if bestDist < 0 || d < bestDist {
-			best, bestDist = c, d
-		}
-	}
-	limit := max(1, min(3, len([]rune(name))/3))
-	if bestDist < 0 || bestDist > limit {
-		return ""
-	}
-	return best
-}
-
-// levenshtein is the edit distance between a and b, in runes. Inputs are
-// bounded by the caller (chat tokens), so the O(len(a)·len(b)) cost is small.
-func levenshtein(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	if len(ra) > 64 || len(rb) > 64 {
-		return max(len(ra), len(rb))
-	}
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
 }
 
 // clip bounds untrusted text echoed back in replies.

@@ -74,30 +74,3 @@ func TestParseEnv(t *testing.T) {
 		})
 	}
 }
-
-func TestClosest(t *testing.T) {
-	tests := []struct{ name, want string }{
-		{"orchestrater", "orchestrator"},
-		{"Wiki", "wiki"},
-		{"evalutor", "evaluator"},
-		{"database", ""},
-		{"x", ""},
-	}
-	for _, tt := range tests {
-		if got := closest(tt.name, testComponents); got != tt.want {
-			t.Errorf("closest(%q) = %q, want %q", tt.name, got, tt.want)
-		}
-	}
-}
-
-func TestLevenshtein(t *testing.T) {
-	tests := []struct {
-		a, b string
-		want int
-	}{{"", "", 0}, {"a", "", 1}, {"kitten", "sitting", 3}, {"flaw", "lawn", 2}, {"é", "e", 1}}
-	for _, tt := range tests {
-		if got := levenshtein(tt.a, tt.b); got != tt.want {
-			t.Errorf("levenshtein(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
-		}
-	}
-}

@@ -1,0 +1,263 @@
+// Package config holds ductbot's configuration: the types of the YAML file,
+// loading with defaults, and validation that reports every problem with the
+// path of the field it concerns. examples/ductbot.yaml documents every key.
+//
+// Secrets (the Gerrit HTTP password, chat tokens) are never written in the
+// file: only the name of an environment variable (`*_env`) or of a file
+// (`*_file`) that holds them.
+package config
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// Config is the whole file.
+type Config struct {
+	Gerrit     Gerrit      `yaml:"gerrit"`
+	Projects   []Project   `yaml:"projects"`
+	Components []Component `yaml:"components"`
+	Chart      Chart       `yaml:"chart"`
+	Kubernetes Kubernetes  `yaml:"kubernetes"`
+	Web        Web         `yaml:"web"`
+	State      State       `yaml:"state"`
+	Report     Report      `yaml:"report"`
+	Chat       Chat        `yaml:"chat"`
+	Cleanup    Cleanup     `yaml:"cleanup"`
+}
+
+// Gerrit says which Gerrit to watch and how to vote.
+type Gerrit struct {
+	URL          string   `yaml:"url"`
+	Username     string   `yaml:"username"`
+	PasswordEnv  string   `yaml:"password_env"`
+	PasswordFile string   `yaml:"password_file"`
+	PollInterval Duration `yaml:"poll_interval"` // default 30s
+	VoteLabel    string   `yaml:"vote_label"`    // default Verified
+	DryRun       bool     `yaml:"dry_run"`       // never write to Gerrit
+	Lookback     Duration `yaml:"lookback"`      // first start only; default 1h
+}
+
+// Project is one Gerrit project whose patch sets ductbot deploys.
+type Project struct {
+	Name      string   `yaml:"name"`
+	Branches  []string `yaml:"branches"`  // empty: every branch
+	Component string   `yaml:"component"` // the component a patch set of this project replaces
+	Channels  []string `yaml:"channels"`  // where results are announced ("#chan" on IRC, channel IDs on Slack)
+	Trusted   Trust    `yaml:"trusted"`
+}
+
+// Trust lists who may have their patch sets deployed automatically. Anyone
+// else's patch set waits for a trusted person's `recheck` or `!env`.
+type Trust struct {
+	Accounts []string `yaml:"accounts"` // Gerrit usernames or numeric account IDs
+	Emails   []string `yaml:"emails"`
+	Groups   []string `yaml:"groups"` // Gerrit group names or UUIDs
+}
+
+// Component is one service of the system under test.
+type Component struct {
+	Name string `yaml:"name"`
+	// DefaultRef is the version environments run unless told otherwise.
+	DefaultRef string `yaml:"default_ref"`
+	// RefTemplate turns a patch set into a ref (text/template over
+	// .Change .PatchSet .Revision .Project .Branch .Ref); default "{{.Revision}}".
+	RefTemplate string `yaml:"ref_template"`
+	// Values maps a dotted chart-values path to a template over .Ref (and
+	// .Component), e.g. {"orchestrator.image.tag": "{{.Ref}}"}.
+	Values map[string]string `yaml:"values"`
+}
+
+// Chart is the Helm chart every environment is built from.
+type Chart struct {
+	Ref     string         `yaml:"ref"` // local path, oci://..., or a repository URL ending in the chart name
+	Version string         `yaml:"version"`
+	Values  map[string]any `yaml:"values"` // base values for every environment
+	// EnvValues maps dotted paths to templates over .Env .Namespace .Release
+	// .Change .URL, e.g. {"ingress.host": "{{.Env}}.envs.example.org"}.
+	EnvValues map[string]string `yaml:"env_values"`
+	// URLTemplate is an environment's URL (template over .Env .Namespace
+	// .Release .Change); default "http://{{.Env}}.local/".
+	URLTemplate string `yaml:"url_template"`
+}
+
+// Kubernetes says where environments go and how hard to push the cluster.
+type Kubernetes struct {
+	Kubeconfig      string   `yaml:"kubeconfig"` // empty: in-cluster config
+	Context         string   `yaml:"context"`
+	NamespacePrefix string   `yaml:"namespace_prefix"` // default "ductbot-"
+	MaxParallel     int      `yaml:"max_parallel"`     // deploys at once; default 4
+	DeployTimeout   Duration `yaml:"deploy_timeout"`   // default 10m
+	TestTimeout     Duration `yaml:"test_timeout"`     // default 10m
+	Retries         int      `yaml:"retries"`          // extra attempts after an infrastructure error; default 2
+	RetryBackoff    Duration `yaml:"retry_backoff"`    // first wait between attempts, doubling; default 10s
+	MaxEnvs         int      `yaml:"max_envs"`         // live environments at most; 0: no cap
+	// Quota is each environment namespace's ResourceQuota (hard limits).
+	Quota map[string]string `yaml:"quota"`
+	// DefaultRequests and DefaultLimits are the namespace LimitRange's
+	// container defaults.
+	DefaultRequests map[string]string `yaml:"default_requests"`
+	DefaultLimits   map[string]string `yaml:"default_limits"`
+	// Isolate adds a NetworkPolicy that keeps environments apart.
+	Isolate bool `yaml:"isolate"`
+}
+
+// Web is the dashboard and the links in votes and announcements.
+type Web struct {
+	Listen    string `yaml:"listen"`     // default ":8080"
+	PublicURL string `yaml:"public_url"` // how people reach it; default http://localhost<listen>
+}
+
+// State is where ductbot keeps what it must not forget.
+type State struct {
+	Path string `yaml:"path"` // SQLite file; default "ductbot.db"
+}
+
+// Report controls the Gerrit review of each run.
+type Report struct {
+	NotifyOnSuccess string `yaml:"notify_on_success"` // NONE, OWNER, OWNER_REVIEWERS, ALL; default NONE
+	NotifyOnFailure string `yaml:"notify_on_failure"` // default OWNER
+	VoteOnError     bool   `yaml:"vote_on_error"`     // -1 on infrastructure errors too; default false
+}
+
+// Chat configures the chat networks and the commands.
+type Chat struct {
+	Prefix         string              `yaml:"prefix"` // default "!"
+	Console        bool                `yaml:"console"`
+	IRC            *IRC                `yaml:"irc"`
+	Slack          *Slack              `yaml:"slack"`
+	Permissions    map[string][]string `yaml:"permissions"`     // command -> allowed identities ("*", "slack:U123", "irc:nick!*@host")
+	DefaultAllow   []string            `yaml:"default_allow"`   // for commands that change things and are not listed
+	RatePerMinute  int                 `yaml:"rate_per_minute"` // per person; default 20
+	MaxEnvsPerUser int                 `yaml:"max_envs_per_user"`
+}
+
+// IRC is one IRC network.
+type IRC struct {
+	Server              string   `yaml:"server"` // host:port
+	TLS                 bool     `yaml:"tls"`
+	Nick                string   `yaml:"nick"`
+	PasswordEnv         string   `yaml:"password_env"` // server password
+	NickServPasswordEnv string   `yaml:"nickserv_password_env"`
+	Channels            []string `yaml:"channels"`
+}
+
+// Slack is one Slack workspace, reached over Socket Mode.
+type Slack struct {
+	BotTokenEnv string   `yaml:"bot_token_env"` // xoxb-...
+	AppTokenEnv string   `yaml:"app_token_env"` // xapp-... with connections:write
+	Channels    []string `yaml:"channels"`
+}
+
+// Cleanup controls the sweep that tears environments down.
+type Cleanup struct {
+	Schedule      string   `yaml:"schedule"` // cron spec; default "@every 10m"
+	DryRun        bool     `yaml:"dry_run"`
+	Merged        *bool    `yaml:"merged"`    // tear down when the change merged; default true
+	Abandoned     *bool    `yaml:"abandoned"` // default true
+	MergedGrace   Duration `yaml:"merged_grace"`
+	TTL           *bool    `yaml:"ttl"`         // expire !env environments; default true
+	TTLDefault    Duration `yaml:"ttl_default"` // default 24h
+	TTLMax        Duration `yaml:"ttl_max"`     // default 7d
+	Idle          *bool    `yaml:"idle"`        // default true
+	IdleAfter     Duration `yaml:"idle_after"`  // default 14d
+	Orphans       *bool    `yaml:"orphans"`     // default true
+	OrphanGrace   Duration `yaml:"orphan_grace"`
+	LogsRetention Duration `yaml:"logs_retention"` // default 30d
+	Protected     []string `yaml:"protected"`      // environment names no policy removes
+}
+
+// On reports a policy switch, true when unset.
+func On(b *bool) bool { return b == nil || *b }
+
+// Secret reads a secret from the environment variable or the file named;
+// exactly one of them should be set. An empty result with a nil error means
+// neither was set.
+func Secret(envName, file string) (string, error) {
+	switch {
+	case envName != "":
+		v, ok := os.LookupEnv(envName)
+		if !ok || v == "" {
+			return "", fmt.Errorf("environment variable %s is not set", envName)
+		}
+		return v, nil
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("reading secret file: %w", err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	return "", nil
+}
+
+// GerritPassword is the Gerrit HTTP password.
+func (c *Config) GerritPassword() (string, error) {
+	return Secret(c.Gerrit.PasswordEnv, c.Gerrit.PasswordFile)
+}
+
+// Component returns the named component.
+func (c *Config) Component(name string) (Component, bool) {
+	for _, comp := range c.Components {
+		if comp.Name == name {
+			return comp, true
+		}
+	}
+	return Component{}, false
+}
+
+// Project returns the named project.
+func (c *Config) Project(name string) (Project, bool) {
+	for _, p := range c.Projects {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return Project{}, false
+}
+
+// Duration is a time.Duration written as "90s", "10m", "1h30m" or "14d".
+type Duration time.Duration
+
+// D is the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// ParseDuration accepts Go durations plus a day unit ("3d", "1d12h").
+func ParseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, fmt.Errorf("empty duration")
+	}
+	var days time.Duration
+	if i := strings.Index(s, "d"); i > 0 {
+		var n int
+		if _, err := fmt.Sscanf(s[:i], "%d", &n); err != nil || fmt.Sprint(n) != s[:i] {
+			return 0, fmt.Errorf("%q is not a duration like 90s, 10m, 2h or 3d", s)
+		}
+		days = time.Duration(n) * 24 * time.Hour
+		s = s[i+1:]
+		if s == "" {
+			return days, nil
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration like 90s, 10m, 2h or 3d", s)
+	}
+	return days + d, nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler (used by YAML).
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }

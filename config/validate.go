@@ -1,0 +1,355 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/robfig/cron/v3"
+)
+
+// Defaults applied to fields left empty.
+const (
+	DefaultPollInterval = 30 * time.Second
+	DefaultLookback     = time.Hour
+	DefaultVoteLabel    = "Verified"
+	DefaultRefTemplate  = "{{.Revision}}"
+	DefaultURLTemplate  = "http://{{.Env}}.local/"
+	DefaultPrefix       = "ductbot-"
+	DefaultSchedule     = "@every 10m"
+)
+
+func (c *Config) applyDefaults() {
+	g := &c.Gerrit
+	if g.PollInterval == 0 {
+		g.PollInterval = Duration(DefaultPollInterval)
+	}
+	if g.Lookback == 0 {
+		g.Lookback = Duration(DefaultLookback)
+	}
+	if g.VoteLabel == "" {
+		g.VoteLabel = DefaultVoteLabel
+	}
+	g.URL = strings.TrimSuffix(g.URL, "/")
+	for i := range c.Components {
+		if c.Components[i].RefTemplate == "" {
+			c.Components[i].RefTemplate = DefaultRefTemplate
+		}
+	}
+	if c.Chart.URLTemplate == "" {
+		c.Chart.URLTemplate = DefaultURLTemplate
+	}
+	k := &c.Kubernetes
+	if k.NamespacePrefix == "" {
+		k.NamespacePrefix = DefaultPrefix
+	}
+	if k.MaxParallel == 0 {
+		k.MaxParallel = 4
+	}
+	if k.DeployTimeout == 0 {
+		k.DeployTimeout = Duration(10 * time.Minute)
+	}
+	if k.TestTimeout == 0 {
+		k.TestTimeout = Duration(10 * time.Minute)
+	}
+	if k.Retries == 0 {
+		k.Retries = 2
+	}
+	if k.RetryBackoff == 0 {
+		k.RetryBackoff = Duration(10 * time.Second)
+	}
+	if c.Web.Listen == "" {
+		c.Web.Listen = ":8080"
+	}
+	if c.Web.PublicURL == "" {
+		host := c.Web.Listen
+		if strings.HasPrefix(host, ":") {
+			host = "localhost" + host
+		}
+		c.Web.PublicURL = "http://" + host
+	}
+	c.Web.PublicURL = strings.TrimSuffix(c.Web.PublicURL, "/")
+	if c.State.Path == "" {
+		c.State.Path = "ductbot.db"
+	}
+	if c.Report.NotifyOnSuccess == "" {
+		c.Report.NotifyOnSuccess = "NONE"
+	}
+	if c.Report.NotifyOnFailure == "" {
+		c.Report.NotifyOnFailure = "OWNER"
+	}
+	if c.Chat.Prefix == "" {
+		c.Chat.Prefix = "!"
+	}
+	if c.Chat.RatePerMinute == 0 {
+		c.Chat.RatePerMinute = 20
+	}
+	if c.Chat.MaxEnvsPerUser == 0 {
+		c.Chat.MaxEnvsPerUser = 3
+	}
+	cl := &c.Cleanup
+	if cl.Schedule == "" {
+		cl.Schedule = DefaultSchedule
+	}
+	if cl.TTLDefault == 0 {
+		cl.TTLDefault = Duration(24 * time.Hour)
+	}
+	if cl.TTLMax == 0 {
+		cl.TTLMax = Duration(7 * 24 * time.Hour)
+	}
+	if cl.IdleAfter == 0 {
+		cl.IdleAfter = Duration(14 * 24 * time.Hour)
+	}
+	if cl.OrphanGrace == 0 {
+		cl.OrphanGrace = Duration(10 * time.Minute)
+	}
+	if cl.LogsRetention == 0 {
+		cl.LogsRetention = Duration(30 * 24 * time.Hour)
+	}
+}
+
+var (
+	componentName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$`)
+	refToken      = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
+	dnsPrefix     = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,19})?$`)
+	notifyValues  = []string{"NONE", "OWNER", "OWNER_REVIEWERS", "ALL"}
+)
+
+// Validate reports every problem in an already-defaulted configuration.
+func (c *Config) Validate() Errors {
+	var errs Errors
+	add := func(path, format string, args ...any) {
+		errs = append(errs, FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
+	}
+
+	// gerrit
+	if c.Gerrit.URL == "" {
+		add("gerrit.url", "required: the Gerrit base URL, e.g. https://gerrit.example.org")
+	} else if u, err := url.Parse(c.Gerrit.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		add("gerrit.url", "%q is not an http(s) URL", c.Gerrit.URL)
+	}
+	if c.Gerrit.PasswordEnv != "" && c.Gerrit.PasswordFile != "" {
+		add("gerrit.password_env", "set password_env or password_file, not both")
+	}
+	if c.Gerrit.Username != "" && c.Gerrit.PasswordEnv == "" && c.Gerrit.PasswordFile == "" {
+		add("gerrit.password_env", "gerrit.username is set: name the environment variable (password_env) or file (password_file) holding its HTTP password")
+	}
+	if c.Gerrit.Username == "" && !c.Gerrit.DryRun {
+		add("gerrit.username", "required to vote; set it, or set gerrit.dry_run: true to only watch")
+	}
+	if _, err := c.GerritPassword(); err != nil {
+		add("gerrit.password_env", "%v", err)
+	}
+	if c.Gerrit.PollInterval.D() < time.Second {
+		add("gerrit.poll_interval", "must be at least 1s, got %s", c.Gerrit.PollInterval.D())
+	}
+
+	// components
+	if len(c.Components) == 0 {
+		add("components", "at least one component is required")
+	}
+	seen := map[string]bool{}
+	var compNames []string
+	for i, comp := range c.Components {
+		p := fmt.Sprintf("components[%d]", i)
+		if !componentName.MatchString(comp.Name) {
+			add(p+".name", "%q must be lower-case letters, digits and '-', at most 32 characters", comp.Name)
+		} else if seen[comp.Name] {
+			add(p+".name", "%q is configured twice", comp.Name)
+		}
+		seen[comp.Name] = true
+		compNames = append(compNames, comp.Name)
+		if !refToken.MatchString(comp.DefaultRef) {
+			add(p+".default_ref", "%q must be an image-tag-like token: letters, digits, '.', '_', '-', at most 128 characters", comp.DefaultRef)
+		}
+		if err := checkTemplate(comp.RefTemplate); err != nil {
+			add(p+".ref_template", "%v", err)
+		}
+		if len(comp.Values) == 0 {
+			add(p+".values", "map at least one chart value path to the ref, e.g. {\"%s.image.tag\": \"{{.Ref}}\"}", comp.Name)
+		}
+		for path, tmpl := range comp.Values {
+			if !validPath(path) {
+				add(p+".values", "%q is not a dotted chart-values path like a.b.c", path)
+			}
+			if err := checkTemplate(tmpl); err != nil {
+				add(p+".values."+path, "%v", err)
+			}
+		}
+	}
+
+	// projects
+	if len(c.Projects) == 0 {
+		add("projects", "at least one Gerrit project is required")
+	}
+	projSeen := map[string]bool{}
+	for i, pr := range c.Projects {
+		p := fmt.Sprintf("projects[%d]", i)
+		if pr.Name == "" {
+			add(p+".name", "required: the Gerrit project name")
+		} else if projSeen[pr.Name] {
+			add(p+".name", "%q is configured twice", pr.Name)
+		}
+		projSeen[pr.Name] = true
+		if pr.Component == "" {
+			add(p+".component", "required: which component a patch set of %s replaces (one of %s)", pr.Name, strings.Join(compNames, ", "))
+		} else if !seen[pr.Component] {
+			add(p+".component", "%q is not a configured component (one of %s)", pr.Component, strings.Join(compNames, ", "))
+		}
+		for j, b := range pr.Branches {
+			if strings.TrimSpace(b) == "" {
+				add(fmt.Sprintf("%s.branches[%d]", p, j), "empty branch name")
+			}
+		}
+	}
+
+	// chart
+	if c.Chart.Ref == "" {
+		add("chart.ref", "required: a local chart folder, oci://registry/chart, or a repository URL ending in the chart name")
+	}
+	if err := checkTemplate(c.Chart.URLTemplate); err != nil {
+		add("chart.url_template", "%v", err)
+	}
+	for path, tmpl := range c.Chart.EnvValues {
+		if !validPath(path) {
+			add("chart.env_values", "%q is not a dotted chart-values path like a.b.c", path)
+		}
+		if err := checkTemplate(tmpl); err != nil {
+			add("chart.env_values."+path, "%v", err)
+		}
+	}
+
+	// kubernetes
+	k := c.Kubernetes
+	if !dnsPrefix.MatchString(strings.TrimSuffix(k.NamespacePrefix, "-")) {
+		add("kubernetes.namespace_prefix", "%q must be lower-case letters, digits and '-', at most 20 characters", k.NamespacePrefix)
+	}
+	if k.MaxParallel < 1 {
+		add("kubernetes.max_parallel", "must be at least 1, got %d", k.MaxParallel)
+	}
+	if k.DeployTimeout.D() < time.Second {
+		add("kubernetes.deploy_timeout", "must be at least 1s")
+	}
+	if k.TestTimeout.D() < time.Second {
+		add("kubernetes.test_timeout", "must be at least 1s")
+	}
+	if k.Retries < 0 {
+		add("kubernetes.retries", "must not be negative")
+	}
+	if k.MaxEnvs < 0 {
+		add("kubernetes.max_envs", "must not be negative (0 means no cap)")
+	}
+
+	// web
+	if _, _, err := net.SplitHostPort(c.Web.Listen); err != nil {
+		add("web.listen", "%q is not host:port (e.g. :8080)", c.Web.Listen)
+	}
+	if u, err := url.Parse(c.Web.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		add("web.public_url", "%q is not an http(s) URL", c.Web.PublicURL)
+	}
+
+	// report
+	if !oneOf(c.Report.NotifyOnSuccess, notifyValues) {
+		add("report.notify_on_success", "%q is not one of %s", c.Report.NotifyOnSuccess, strings.Join(notifyValues, ", "))
+	}
+	if !oneOf(c.Report.NotifyOnFailure, notifyValues) {
+		add("report.notify_on_failure", "%q is not one of %s", c.Report.NotifyOnFailure, strings.Join(notifyValues, ", "))
+	}
+
+	// chat
+	ch := c.Chat
+	if strings.ContainsAny(ch.Prefix, " \t") || len(ch.Prefix) > 3 {
+		add("chat.prefix", "%q must be 1 to 3 characters without spaces", ch.Prefix)
+	}
+	if irc := ch.IRC; irc != nil {
+		if _, _, err := net.SplitHostPort(irc.Server); err != nil {
+			add("chat.irc.server", "%q is not host:port (e.g. irc.libera.chat:6697)", irc.Server)
+		}
+		if irc.Nick == "" {
+			add("chat.irc.nick", "required")
+		}
+		for i, chn := range irc.Channels {
+			if !strings.HasPrefix(chn, "#") && !strings.HasPrefix(chn, "&") {
+				add(fmt.Sprintf("chat.irc.channels[%d]", i), "%q must start with # or &", chn)
+			}
+		}
+		if _, err := Secret(irc.PasswordEnv, ""); err != nil {
+			add("chat.irc.password_env", "%v", err)
+		}
+		if _, err := Secret(irc.NickServPasswordEnv, ""); err != nil {
+			add("chat.irc.nickserv_password_env", "%v", err)
+		}
+	}
+	if sl := ch.Slack; sl != nil {
+		for path, env := range map[string]string{"chat.slack.bot_token_env": sl.BotTokenEnv, "chat.slack.app_token_env": sl.AppTokenEnv} {
+			if env == "" {
+				add(path, "required: the environment variable holding the token")
+			} else if _, err := Secret(env, ""); err != nil {
+				add(path, "%v", err)
+			}
+		}
+	}
+	if ch.RatePerMinute < 0 {
+		add("chat.rate_per_minute", "must not be negative")
+	}
+
+	// cleanup
+	if err := ValidateSchedule(c.Cleanup.Schedule); err != nil {
+		add("cleanup.schedule", "%v", err)
+	}
+	if c.Cleanup.TTLDefault > c.Cleanup.TTLMax {
+		add("cleanup.ttl_default", "%s is longer than cleanup.ttl_max (%s)", c.Cleanup.TTLDefault.D(), c.Cleanup.TTLMax.D())
+	}
+	return errs
+}
+
+// ValidateSchedule checks a cron spec without ever panicking (the cron
+// parser panics on some malformed specs such as "TZ=UTC" without a space).
+func ValidateSchedule(spec string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%q is not a cron schedule: expected five fields (\"*/10 * * * *\") or a descriptor (\"@every 10m\", \"@hourly\")", spec)
+		}
+	}()
+	if every, ok := strings.CutPrefix(spec, "@every "); ok {
+		if d, derr := time.ParseDuration(strings.TrimSpace(every)); derr == nil && d < time.Second {
+			return fmt.Errorf("%q: the interval must be at least 1s", spec)
+		}
+	}
+	if _, perr := cron.ParseStandard(spec); perr != nil {
+		return fmt.Errorf("%q is not a cron schedule (%v): expected five fields (\"*/10 * * * *\") or a descriptor (\"@every 10m\", \"@hourly\")", spec, perr)
+	}
+	return nil
+}
+
+func checkTemplate(s string) error {
+	if _, err := template.New("").Option("missingkey=error").Parse(s); err != nil {
+		return fmt.Errorf("not a valid template: %v", err)
+	}
+	return nil
+}
+
+func validPath(p string) bool {
+	if p == "" {
+		return false
+	}
+	for _, seg := range strings.Split(p, ".") {
+		if seg == "" {
+			return false
+		}
+	}
+	return true
+}
+
+func oneOf(s string, set []string) bool {
+	for _, v := range set {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
