@@ -1,0 +1,87 @@
+{{/* The chart's name. */}}
+{{- define "ductbot.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The release's full name: the prefix of every object the chart creates. */}}
+{{- define "ductbot.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Labels on every object. The chart's own objects are managed by Helm;
+app.kubernetes.io/managed-by=ductbot is reserved for what ductbot creates.
+*/}}
+{{- define "ductbot.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "ductbot.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "ductbot.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "ductbot.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "ductbot.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "ductbot.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The username Kubernetes gives the ServiceAccount's requests. */}}
+{{- define "ductbot.serviceAccountUser" -}}
+{{- printf "system:serviceaccount:%s:%s" .Release.Namespace (include "ductbot.serviceAccountName" .) }}
+{{- end }}
+
+{{- define "ductbot.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{- define "ductbot.claimName" -}}
+{{- default (include "ductbot.fullname" .) .Values.persistence.existingClaim }}
+{{- end }}
+
+{{/*
+ductbot.yaml: .Values.config with what the chart decides filled in and
+checked. Rendered as YAML.
+*/}}
+{{- define "ductbot.config" -}}
+{{- $config := deepCopy (default dict .Values.config) }}
+{{- $state := default dict (get $config "state") }}
+{{- $defaultPath := printf "%s/ductbot.db" (trimSuffix "/" .Values.persistence.mountPath) }}
+{{- $path := default $defaultPath (get $state "path") }}
+{{- if not (hasPrefix (printf "%s/" (trimSuffix "/" .Values.persistence.mountPath)) $path) }}
+{{- fail (printf "config.state.path %q is outside persistence.mountPath %q: the state would be lost on every restart" $path .Values.persistence.mountPath) }}
+{{- end }}
+{{- $_ := set $state "path" $path }}
+{{- $_ := set $config "state" $state }}
+{{- $web := default dict (get $config "web") }}
+{{- $listen := default (printf ":%d" (int .Values.port)) (get $web "listen") }}
+{{- if not (hasSuffix (printf ":%d" (int .Values.port)) $listen) }}
+{{- fail (printf "config.web.listen %q does not listen on port %d (the chart's port value, which the probes and the Service use)" $listen (int .Values.port)) }}
+{{- end }}
+{{- $_ := set $web "listen" $listen }}
+{{- if and .Values.ingress.enabled (not (get $web "public_url")) }}
+{{- $scheme := ternary "https" "http" (not (empty .Values.ingress.tlsSecretName)) }}
+{{- $_ := set $web "public_url" (printf "%s://%s%s" $scheme .Values.ingress.host (trimSuffix "/" .Values.ingress.path)) }}
+{{- end }}
+{{- $_ := set $config "web" $web }}
+{{- toYaml $config }}
+{{- end }}
