@@ -1,0 +1,564 @@
+package deploy
+
+import (
+	"fmt"
+	"maps"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/engine"
+	"helm.sh/helm/v3/pkg/lint"
+	"helm.sh/helm/v3/pkg/lint/support"
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/scheme"
+)
+
+const chartDir = "chart/ductbot"
+
+const releaseNamespace = "ductbot-system"
+
+// sampleConfig is a ductbot.yaml as an operator would write it in values.
+func sampleConfig() map[string]any {
+	return map[string]any{
+		"gerrit": map[string]any{
+			"url": "https://gerrit.example.org", "username": "ductbot",
+			"password_env": "GERRIT_PASSWORD", "vote_label": "Verified",
+		},
+		"projects": []any{map[string]any{
+			"name": "mediawiki/extensions/WikiLambda", "branches": []any{"master"},
+			"component": "wiki", "channels": []any{"#wikilambda"},
+		}},
+		"chart":      map[string]any{"ref": "oci://registry.example.org/charts/wikifunctions", "version": "1.2.3"},
+		"kubernetes": map[string]any{"namespace_prefix": "wf-", "max_parallel": 2},
+		"chat":       map[string]any{"slack": map[string]any{"bot_token_env": "SLACK_BOT_TOKEN", "app_token_env": "SLACK_APP_TOKEN"}},
+	}
+}
+
+// rendered is a chart rendered to typed objects.
+type rendered struct {
+	objs []runtime.Object
+}
+
+func (r rendered) kinds() []string {
+	var out []string
+	for _, o := range r.objs {
+		out = append(out, o.GetObjectKind().GroupVersionKind().Kind)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// only returns the single object of type T, failing the test otherwise.
+func only[T runtime.Object](t *testing.T, r rendered) T {
+	t.Helper()
+	all := all[T](r)
+	if len(all) != 1 {
+		var zero T
+		t.Fatalf("want exactly one %T, got %d (kinds: %v)", zero, len(all), r.kinds())
+	}
+	return all[0]
+}
+
+func all[T runtime.Object](r rendered) []T {
+	var out []T
+	for _, o := range r.objs {
+		if v, ok := o.(T); ok {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func loadChart(t *testing.T) *chart.Chart {
+	t.Helper()
+	ch, err := loader.Load(chartDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
+// render renders the chart as Helm would for `helm install ductbot` into
+// ductbot-system, with caps (nil: what `helm template` assumes).
+func render(t *testing.T, vals map[string]any, caps *chartutil.Capabilities) (rendered, error) {
+	t.Helper()
+	ch := loadChart(t)
+	if caps == nil {
+		caps = chartutil.DefaultCapabilities
+	}
+	rv, err := chartutil.ToRenderValues(ch, vals, chartutil.ReleaseOptions{
+		Name: "ductbot", Namespace: releaseNamespace, Revision: 1, IsInstall: true,
+	}, caps)
+	if err != nil {
+		return rendered{}, err
+	}
+	files, err := engine.Render(ch, rv)
+	if err != nil {
+		return rendered{}, err
+	}
+	names := slices.Sorted(maps.Keys(files))
+	var r rendered
+	decode := scheme.Codecs.UniversalDeserializer().Decode
+	for _, name := range names {
+		if !strings.HasSuffix(name, ".yaml") {
+			continue
+		}
+		for _, doc := range strings.Split(files[name], "\n---") {
+			if strings.TrimSpace(stripComments(doc)) == "" {
+				continue
+			}
+			obj, _, err := decode([]byte(doc), nil, nil)
+			if err != nil {
+				t.Fatalf("%s does not decode as a Kubernetes object: %v\n%s", name, err, doc)
+			}
+			r.objs = append(r.objs, obj)
+		}
+	}
+	return r, nil
+}
+
+func stripComments(doc string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(doc, "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(l), "#") {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
+}
+
+func mustRender(t *testing.T, vals map[string]any) rendered {
+	t.Helper()
+	r, err := render(t, vals, nil)
+	if err != nil {
+		t.Fatalf("render: %v", err)
+	}
+	return r
+}
+
+// TestChartLint runs Helm's linter, strictly: any warning or error fails,
+// with the default values and with the optional parts turned on.
+func TestChartLint(t *testing.T) {
+	for name, vals := range map[string]map[string]any{
+		"defaults": nil,
+		"everything on": {
+			"config":      sampleConfig(),
+			"secretEnv":   map[string]any{"GERRIT_PASSWORD": map[string]any{"name": "ductbot-gerrit", "key": "password"}},
+			"ingress":     map[string]any{"enabled": true, "className": "traefik", "tlsSecretName": "ductbot-tls"},
+			"persistence": map[string]any{"storageClass": "local-path"},
+			"rbac": map[string]any{"extraEnvironmentRules": []any{map[string]any{
+				"apiGroups": []any{"batch"}, "resources": []any{"cronjobs"}, "verbs": []any{"get", "create"},
+			}}},
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			linter := lint.AllWithKubeVersion(chartDir, vals, releaseNamespace, nil)
+			for _, m := range linter.Messages {
+				if m.Severity >= support.WarningSev {
+					t.Errorf("helm lint: %s", m)
+				}
+			}
+		})
+	}
+}
+
+func TestChartDeployment(t *testing.T) {
+	r := mustRender(t, map[string]any{
+		"config":                        sampleConfig(),
+		"terminationGracePeriodSeconds": 600,
+	})
+	d := only[*appsv1.Deployment](t, r)
+	if d.Spec.Replicas == nil || *d.Spec.Replicas != 1 {
+		t.Errorf("replicas = %v, want exactly 1 (one writer of the SQLite file)", d.Spec.Replicas)
+	}
+	if d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
+		t.Errorf("strategy = %q, want Recreate (never two pods on the state file)", d.Spec.Strategy.Type)
+	}
+	pod := d.Spec.Template.Spec
+	if pod.TerminationGracePeriodSeconds == nil || *pod.TerminationGracePeriodSeconds != 600 {
+		t.Errorf("terminationGracePeriodSeconds = %v, want 600 from values", pod.TerminationGracePeriodSeconds)
+	}
+	psc := pod.SecurityContext
+	if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.RunAsUser == nil || *psc.RunAsUser == 0 {
+		t.Errorf("pod securityContext = %+v, want runAsNonRoot with a non-zero runAsUser", psc)
+	}
+	if pod.ServiceAccountName != "ductbot" {
+		t.Errorf("serviceAccountName = %q, want ductbot", pod.ServiceAccountName)
+	}
+	if len(pod.Containers) != 1 {
+		t.Fatalf("%d containers, want 1", len(pod.Containers))
+	}
+	c := pod.Containers[0]
+	sc := c.SecurityContext
+	if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
+		sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
+		sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL") {
+		t.Errorf("container securityContext = %+v, want a read-only root, no privilege escalation, all capabilities dropped", sc)
+	}
+	if got := strings.Join(c.Args, " "); got != "run --config /etc/ductbot/ductbot.yaml" {
+		t.Errorf("args = %q, want run --config /etc/ductbot/ductbot.yaml", got)
+	}
+	if c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
+		t.Errorf("resources = %+v, want memory requests and limits", c.Resources)
+	}
+
+	port := map[string]int32{}
+	for _, p := range c.Ports {
+		port[p.Name] = p.ContainerPort
+	}
+	if port["http"] != 8080 {
+		t.Errorf("container ports = %v, want http on 8080", c.Ports)
+	}
+	for name, probe := range map[string]struct {
+		p    *corev1.Probe
+		path string
+	}{"liveness": {c.LivenessProbe, "/healthz"}, "readiness": {c.ReadinessProbe, "/readyz"}, "startup": {c.StartupProbe, "/healthz"}} {
+		if probe.p == nil || probe.p.HTTPGet == nil {
+			t.Errorf("%s probe = %+v, want an HTTP GET", name, probe.p)
+			continue
+		}
+		if probe.p.HTTPGet.Path != probe.path || probe.p.HTTPGet.Port.String() != "http" {
+			t.Errorf("%s probe GETs %s on port %s, want %s on http", name, probe.p.HTTPGet.Path, probe.p.HTTPGet.Port.String(), probe.path)
+		}
+	}
+
+	ann := d.Spec.Template.Annotations
+	if ann["prometheus.io/scrape"] != "true" || ann["prometheus.io/port"] != "8080" || ann["prometheus.io/path"] != "/metrics" {
+		t.Errorf("pod annotations = %v, want Prometheus to scrape :8080/metrics", ann)
+	}
+	if len(ann["checksum/config"]) != 64 {
+		t.Errorf("checksum/config = %q, want a sha256 of the ConfigMap", ann["checksum/config"])
+	}
+
+	// Mounts: the config from the ConfigMap, the state on the claim, a
+	// writable /tmp, nothing else writable.
+	mounts := map[string]corev1.VolumeMount{}
+	for _, m := range c.VolumeMounts {
+		mounts[m.Name] = m
+	}
+	vols := map[string]corev1.Volume{}
+	for _, v := range pod.Volumes {
+		vols[v.Name] = v
+	}
+	cm := only[*corev1.ConfigMap](t, r)
+	if m := mounts["config"]; m.MountPath != "/etc/ductbot" || !m.ReadOnly || vols["config"].ConfigMap == nil || vols["config"].ConfigMap.Name != cm.Name {
+		t.Errorf("config mount %+v from %+v, want the ConfigMap %s read-only at /etc/ductbot", m, vols["config"], cm.Name)
+	}
+	pvc := only[*corev1.PersistentVolumeClaim](t, r)
+	if m := mounts["state"]; m.MountPath != "/var/lib/ductbot" || vols["state"].PersistentVolumeClaim == nil || vols["state"].PersistentVolumeClaim.ClaimName != pvc.Name {
+		t.Errorf("state mount %+v from %+v, want the claim %s at /var/lib/ductbot", m, vols["state"], pvc.Name)
+	}
+	if pvc.Annotations["helm.sh/resource-policy"] != "keep" {
+		t.Errorf("PVC annotations = %v, want helm.sh/resource-policy: keep by default", pvc.Annotations)
+	}
+
+	svc := only[*corev1.Service](t, r)
+	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].TargetPort.String() != "http" {
+		t.Errorf("service ports = %+v, want one targeting http", svc.Spec.Ports)
+	}
+	if !reflect.DeepEqual(svc.Spec.Selector, d.Spec.Selector.MatchLabels) || !subset(d.Spec.Selector.MatchLabels, d.Spec.Template.Labels) {
+		t.Errorf("service selector %v, deployment selector %v, pod labels %v: want them to match", svc.Spec.Selector, d.Spec.Selector.MatchLabels, d.Spec.Template.Labels)
+	}
+	if got := all[*networkingv1.Ingress](r); len(got) != 0 {
+		t.Errorf("an Ingress by default; want none unless ingress.enabled")
+	}
+}
+
+func subset(a, b map[string]string) bool {
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return len(a) > 0
+}
+
+// configOf parses the ConfigMap's ductbot.yaml.
+func configOf(t *testing.T, r rendered) map[string]any {
+	t.Helper()
+	cm := only[*corev1.ConfigMap](t, r)
+	text, ok := cm.Data["ductbot.yaml"]
+	if !ok {
+		t.Fatalf("ConfigMap data keys %v, want ductbot.yaml", slices.Collect(maps.Keys(cm.Data)))
+	}
+	var cfg map[string]any
+	if err := yaml.Unmarshal([]byte(text), &cfg); err != nil {
+		t.Fatalf("ductbot.yaml is not YAML: %v\n%s", err, text)
+	}
+	return cfg
+}
+
+func TestChartConfig(t *testing.T) {
+	t.Run("values become ductbot.yaml with the chart's defaults", func(t *testing.T) {
+		got := configOf(t, mustRender(t, map[string]any{"config": sampleConfig()}))
+		want := sampleConfig()
+		want["state"] = map[string]any{"path": "/var/lib/ductbot/ductbot.db"}
+		want["web"] = map[string]any{"listen": ":8080"}
+		if !reflect.DeepEqual(normalize(t, got), normalize(t, want)) {
+			t.Errorf("ductbot.yaml =\n%v\nwant\n%v", got, want)
+		}
+	})
+	t.Run("explicit settings are kept", func(t *testing.T) {
+		cfg := sampleConfig()
+		cfg["state"] = map[string]any{"path": "/var/lib/ductbot/sub/state.sqlite"}
+		cfg["web"] = map[string]any{"listen": "0.0.0.0:8080", "public_url": "https://ci.example.org/ductbot"}
+		got := configOf(t, mustRender(t, map[string]any{"config": cfg, "ingress": map[string]any{"enabled": true}}))
+		if p := dig(got, "state", "path"); p != "/var/lib/ductbot/sub/state.sqlite" {
+			t.Errorf("state.path = %v, want the configured one", p)
+		}
+		if u := dig(got, "web", "public_url"); u != "https://ci.example.org/ductbot" {
+			t.Errorf("web.public_url = %v, want the configured one, not the ingress host", u)
+		}
+	})
+	t.Run("public_url from the ingress", func(t *testing.T) {
+		got := configOf(t, mustRender(t, map[string]any{"config": sampleConfig(),
+			"ingress": map[string]any{"enabled": true, "host": "ductbot.ci.example.org", "tlsSecretName": "tls"}}))
+		if u := dig(got, "web", "public_url"); u != "https://ductbot.ci.example.org" {
+			t.Errorf("web.public_url = %v, want https://ductbot.ci.example.org", u)
+		}
+	})
+	t.Run("a config change rolls the pod, an unrelated change does not", func(t *testing.T) {
+		sum := func(vals map[string]any) string {
+			return only[*appsv1.Deployment](t, mustRender(t, vals)).Spec.Template.Annotations["checksum/config"]
+		}
+		base := sum(map[string]any{"config": sampleConfig()})
+		changed := sampleConfig()
+		changed["kubernetes"].(map[string]any)["max_parallel"] = 3
+		if sum(map[string]any{"config": changed}) == base {
+			t.Error("checksum/config did not change with the config")
+		}
+		if sum(map[string]any{"config": sampleConfig(), "resources": map[string]any{"limits": map[string]any{"memory": "1Gi"}}}) != base {
+			t.Error("checksum/config changed with resources, which are not config")
+		}
+	})
+	for name, tc := range map[string]struct {
+		vals map[string]any
+		want string
+	}{
+		"state off the volume":     {map[string]any{"config": map[string]any{"state": map[string]any{"path": "/tmp/ductbot.db"}}}, "config.state.path"},
+		"state next to the volume": {map[string]any{"config": map[string]any{"state": map[string]any{"path": "/var/lib/ductbot2/x.db"}}}, "config.state.path"},
+		"listen on another port":   {map[string]any{"config": map[string]any{"web": map[string]any{"listen": ":9090"}}}, "config.web.listen"},
+		"secretEnv without a key":  {map[string]any{"secretEnv": map[string]any{"X": map[string]any{"name": "s"}}}, "secretEnv.X.key"},
+		"no rules":                 {map[string]any{"rbac": map[string]any{"environmentRules": []any{}}}, "rbac.environmentRules"},
+	} {
+		t.Run("refused: "+name, func(t *testing.T) {
+			_, err := render(t, tc.vals, nil)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("render error = %v, want one naming %s", err, tc.want)
+			}
+		})
+	}
+}
+
+func dig(m map[string]any, keys ...string) any {
+	var cur any = m
+	for _, k := range keys {
+		mm, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = mm[k]
+	}
+	return cur
+}
+
+// normalize round-trips through YAML so that ints and slices compare equal
+// whichever way they were built.
+func normalize(t *testing.T, v any) any {
+	t.Helper()
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out any
+	if err := yaml.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestChartSecrets: tokens reach the pod only as references to existing
+// Secrets; the chart renders no Secret and no secret value.
+func TestChartSecrets(t *testing.T) {
+	r := mustRender(t, map[string]any{
+		"config": sampleConfig(),
+		"secretEnv": map[string]any{
+			"GERRIT_PASSWORD": map[string]any{"name": "ductbot-gerrit", "key": "password"},
+			"SLACK_BOT_TOKEN": map[string]any{"name": "ductbot-slack", "key": "bot-token"},
+		},
+	})
+	if s := all[*corev1.Secret](r); len(s) != 0 {
+		t.Errorf("the chart rendered %d Secret(s); it must only reference existing ones", len(s))
+	}
+	env := map[string]corev1.EnvVar{}
+	for _, e := range only[*appsv1.Deployment](t, r).Spec.Template.Spec.Containers[0].Env {
+		env[e.Name] = e
+	}
+	for name, want := range map[string][2]string{
+		"GERRIT_PASSWORD": {"ductbot-gerrit", "password"},
+		"SLACK_BOT_TOKEN": {"ductbot-slack", "bot-token"},
+	} {
+		e, ok := env[name]
+		if !ok {
+			t.Errorf("no %s in the container's environment", name)
+			continue
+		}
+		if e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil ||
+			e.ValueFrom.SecretKeyRef.Name != want[0] || e.ValueFrom.SecretKeyRef.Key != want[1] {
+			t.Errorf("%s = %+v, want a secretKeyRef to %s/%s", name, e, want[0], want[1])
+		}
+	}
+}
+
+func TestChartPersistence(t *testing.T) {
+	volume := func(r rendered) corev1.Volume {
+		for _, v := range only[*appsv1.Deployment](t, r).Spec.Template.Spec.Volumes {
+			if v.Name == "state" {
+				return v
+			}
+		}
+		t.Fatal("no state volume")
+		return corev1.Volume{}
+	}
+	r := mustRender(t, map[string]any{"persistence": map[string]any{"existingClaim": "ductbot-state-old"}})
+	if n := len(all[*corev1.PersistentVolumeClaim](r)); n != 0 {
+		t.Errorf("%d PVC(s) rendered with existingClaim, want none", n)
+	}
+	if v := volume(r); v.PersistentVolumeClaim == nil || v.PersistentVolumeClaim.ClaimName != "ductbot-state-old" {
+		t.Errorf("state volume = %+v, want the existing claim", v)
+	}
+
+	r = mustRender(t, map[string]any{"persistence": map[string]any{"storageClass": "-", "size": "5Gi"}})
+	pvc := only[*corev1.PersistentVolumeClaim](t, r)
+	if pvc.Spec.StorageClassName == nil || *pvc.Spec.StorageClassName != "" {
+		t.Errorf(`storageClassName = %v, want "" for "-"`, pvc.Spec.StorageClassName)
+	}
+	if q := pvc.Spec.Resources.Requests[corev1.ResourceStorage]; q.String() != "5Gi" {
+		t.Errorf("storage request = %s, want 5Gi", q.String())
+	}
+	if pvc.Spec.AccessModes[0] != corev1.ReadWriteOnce {
+		t.Errorf("access modes = %v, want ReadWriteOnce", pvc.Spec.AccessModes)
+	}
+
+	r = mustRender(t, map[string]any{"persistence": map[string]any{"enabled": false}})
+	if v := volume(r); v.EmptyDir == nil || len(all[*corev1.PersistentVolumeClaim](r)) != 0 {
+		t.Errorf("persistence off: state volume = %+v, want an emptyDir and no PVC", v)
+	}
+}
+
+func TestChartIngress(t *testing.T) {
+	r := mustRender(t, map[string]any{"ingress": map[string]any{
+		"enabled": true, "host": "ductbot.ci.example.org", "className": "nginx", "tlsSecretName": "ductbot-tls",
+	}})
+	ing := only[*networkingv1.Ingress](t, r)
+	svc := only[*corev1.Service](t, r)
+	if ing.Spec.IngressClassName == nil || *ing.Spec.IngressClassName != "nginx" {
+		t.Errorf("ingressClassName = %v, want nginx", ing.Spec.IngressClassName)
+	}
+	if len(ing.Spec.Rules) != 1 || ing.Spec.Rules[0].Host != "ductbot.ci.example.org" {
+		t.Fatalf("rules = %+v, want one for the host", ing.Spec.Rules)
+	}
+	be := ing.Spec.Rules[0].HTTP.Paths[0].Backend.Service
+	if be == nil || be.Name != svc.Name || be.Port.Name != "http" {
+		t.Errorf("backend = %+v, want service %s port http", be, svc.Name)
+	}
+	if len(ing.Spec.TLS) != 1 || ing.Spec.TLS[0].SecretName != "ductbot-tls" {
+		t.Errorf("tls = %+v, want the ductbot-tls Secret", ing.Spec.TLS)
+	}
+}
+
+func TestChartRBAC(t *testing.T) {
+	extra := rbacv1.PolicyRule{APIGroups: []string{"batch"}, Resources: []string{"cronjobs"}, Verbs: []string{"get", "create"}}
+	r := mustRender(t, map[string]any{"rbac": map[string]any{"extraEnvironmentRules": []any{map[string]any{
+		"apiGroups": extra.APIGroups, "resources": extra.Resources, "verbs": extra.Verbs,
+	}}}})
+	roles := map[string]*rbacv1.ClusterRole{}
+	for _, cr := range all[*rbacv1.ClusterRole](r) {
+		roles[cr.Name] = cr
+	}
+	ns, env := roles["ductbot-namespaces"], roles["ductbot-environments"]
+	if ns == nil || env == nil || len(roles) != 2 {
+		t.Fatalf("ClusterRoles %v, want ductbot-namespaces and ductbot-environments", slices.Collect(maps.Keys(roles)))
+	}
+	want := []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "create", "update", "delete"}}}
+	if !reflect.DeepEqual(ns.Rules, want) {
+		t.Errorf("namespaces rules = %+v, want exactly %+v", ns.Rules, want)
+	}
+	if !reflect.DeepEqual(env.Rules[len(env.Rules)-1], extra) {
+		t.Errorf("last environment rule = %+v, want the extra rule %+v appended", env.Rules[len(env.Rules)-1], extra)
+	}
+	for _, rule := range env.Rules {
+		for _, res := range rule.Resources {
+			if res == "*" || res == "namespaces" || res == "clusterroles" || res == "rolebindings" || res == "roles" || res == "clusterrolebindings" {
+				t.Errorf("environment rules grant %s: %+v", res, rule)
+			}
+		}
+		if slices.Contains(rule.Verbs, "*") || slices.Contains(rule.Verbs, "escalate") || slices.Contains(rule.Verbs, "bind") || slices.Contains(rule.Verbs, "impersonate") {
+			t.Errorf("environment rule with a wildcard or privilege verb: %+v", rule)
+		}
+	}
+	sa := only[*corev1.ServiceAccount](t, r)
+	bindings := all[*rbacv1.ClusterRoleBinding](r)
+	if len(bindings) != 2 {
+		t.Fatalf("%d ClusterRoleBindings, want 2", len(bindings))
+	}
+	for _, b := range bindings {
+		if roles[b.RoleRef.Name] == nil || len(b.Subjects) != 1 || b.Subjects[0].Kind != "ServiceAccount" ||
+			b.Subjects[0].Name != sa.Name || b.Subjects[0].Namespace != releaseNamespace {
+			t.Errorf("binding %s = %+v → %+v, want the chart's ServiceAccount %s/%s bound to a chart role", b.Name, b.Subjects, b.RoleRef, releaseNamespace, sa.Name)
+		}
+	}
+
+	r = mustRender(t, map[string]any{"rbac": map[string]any{"create": false}, "serviceAccount": map[string]any{"create": false, "name": "ops-made"}})
+	if n := len(all[*rbacv1.ClusterRole](r)) + len(all[*rbacv1.ClusterRoleBinding](r)) + len(all[*corev1.ServiceAccount](r)); n != 0 {
+		t.Errorf("rbac.create=false, serviceAccount.create=false: %d RBAC objects rendered, want 0", n)
+	}
+	if got := only[*appsv1.Deployment](t, r).Spec.Template.Spec.ServiceAccountName; got != "ops-made" {
+		t.Errorf("serviceAccountName = %q, want ops-made", got)
+	}
+}
+
+func TestChartGuard(t *testing.T) {
+	r := mustRender(t, nil)
+	vap := only[*admissionv1.ValidatingAdmissionPolicy](t, r)
+	bind := only[*admissionv1.ValidatingAdmissionPolicyBinding](t, r)
+	if bind.Spec.PolicyName != vap.Name || !slices.Contains(bind.Spec.ValidationActions, admissionv1.Deny) {
+		t.Errorf("binding %+v, want it to enforce (Deny) %s", bind.Spec, vap.Name)
+	}
+	wantUser := fmt.Sprintf("%q", "system:serviceaccount:"+releaseNamespace+":ductbot")
+	if len(vap.Spec.MatchConditions) != 1 || !strings.Contains(vap.Spec.MatchConditions[0].Expression, wantUser) {
+		t.Errorf("match conditions %+v, want them to select %s only", vap.Spec.MatchConditions, wantUser)
+	}
+	if vap.Spec.FailurePolicy == nil || *vap.Spec.FailurePolicy != admissionv1.Fail {
+		t.Errorf("failurePolicy = %v, want Fail", vap.Spec.FailurePolicy)
+	}
+
+	if r := mustRender(t, map[string]any{"guard": map[string]any{"enabled": false}}); len(all[*admissionv1.ValidatingAdmissionPolicy](r)) != 0 {
+		t.Error("guard.enabled=false still renders the policy")
+	}
+
+	// Against a cluster without ValidatingAdmissionPolicy the install fails
+	// with a clear message rather than silently running unguarded.
+	old := *chartutil.DefaultCapabilities
+	old.APIVersions = chartutil.VersionSet{"v1", "v1/Namespace", "apps/v1", "apps/v1/Deployment", "admissionregistration.k8s.io/v1"}
+	if _, err := render(t, nil, &old); err == nil || !strings.Contains(err.Error(), "guard.enabled") {
+		t.Errorf("render on a cluster without ValidatingAdmissionPolicy: err = %v, want one naming guard.enabled", err)
+	}
+	newer := old
+	newer.APIVersions = append(slices.Clone(old.APIVersions), "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy")
+	if _, err := render(t, nil, &newer); err != nil {
+		t.Errorf("render on a cluster with ValidatingAdmissionPolicy: %v", err)
+	}
+}
