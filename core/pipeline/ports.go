@@ -28,17 +28,7 @@ type Announcement struct {
 }
 
 // CustomMatrix reports whether the run's matrix differs from the default one.
-func (a Announcement) CustomMatrix() bool {
-	if len(a.Run.Matrix) != len(a.DefaultMatrix) {
-		return true
-	}
-	for k, v := range a.Run.Matrix {
-		if a.DefaultMatrix[k] != v {
-			return true
-		}
-	}
-	return false
-}
+func (a Announcement) CustomMatrix() bool { return !a.Run.Matrix.Equal(a.DefaultMatrix) }
 
 // Announcer tells people about results. Implementations must not block for
 // long: they queue and return.

@@ -1,7 +1,11 @@
 package store
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"sort"
 	"time"
 )
 
@@ -68,6 +72,33 @@ const (
 
 // Matrix maps a component name to the ref it runs.
 type Matrix map[string]string
+
+// Equal reports whether both matrices map the same components to the same refs.
+func (m Matrix) Equal(o Matrix) bool {
+	if len(m) != len(o) {
+		return false
+	}
+	for k, v := range m {
+		if ov, ok := o[k]; !ok || ov != v {
+			return false
+		}
+	}
+	return true
+}
+
+// Hash is a short, stable digest of the matrix (8 hex digits), for names.
+func (m Matrix) Hash() string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	h := sha256.New()
+	for _, k := range keys {
+		fmt.Fprintf(h, "%s=%s\n", k, m[k])
+	}
+	return hex.EncodeToString(h.Sum(nil))[:8]
+}
 
 // Env is one environment: one Helm release in its own namespace.
 type Env struct {

@@ -1,0 +1,73 @@
+package cleanup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/robfig/cron/v3"
+)
+
+// DefaultSchedule is the cleanup schedule when config names none.
+const DefaultSchedule = "@every 10m"
+
+// specHelp says what a schedule may look like.
+const specHelp = `want five fields (minute hour day-of-month month day-of-week, such as "*/10 * * * *"), ` +
+	`optionally after "TZ=Area/City ", or a descriptor such as "@every 10m", "@hourly" or "@daily"`
+
+// ValidateSpec checks a cron schedule as Schedule will parse it. It never
+// panics, even for specs that make the cron parser panic (such as "TZ=UTC"
+// without a schedule after it), and its error says what is expected, for
+// config to report under the field's name.
+func ValidateSpec(spec string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("cron schedule %q is malformed: %v; %s", spec, r, specHelp)
+		}
+	}()
+	if strings.TrimSpace(spec) == "" {
+		return errors.New("cron schedule is empty; " + specHelp)
+	}
+	if _, err := cron.ParseStandard(spec); err != nil {
+		return fmt.Errorf("cron schedule %q: %v; %s", spec, err, specHelp)
+	}
+	return nil
+}
+
+// Schedule starts a cron that runs s.Sweep(ctx, "cron") on spec, and
+// returns it; Stop it to end (Stop's context is done when a running sweep
+// has finished). A sweep still running when the next is due is not started
+// twice, and a panic in one is logged, not fatal. A bad spec is an error
+// (see ValidateSpec). Errors of a sweep are logged.
+func Schedule(spec string, s *Sweeper, logger *slog.Logger) (*cron.Cron, error) {
+	if err := ValidateSpec(spec); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	l := cronLogger{logger.With("component", "cleanup-cron")}
+	c := cron.New(cron.WithLogger(l), cron.WithChain(cron.Recover(l), cron.SkipIfStillRunning(l)))
+	_, err := c.AddFunc(spec, func() {
+		if _, err := s.Sweep(context.Background(), "cron"); err != nil {
+			l.log.Error("scheduled cleanup sweep incomplete", "err", err)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("scheduling cleanup %q: %w", spec, err)
+	}
+	c.Start()
+	return c, nil
+}
+
+// cronLogger adapts slog to cron.Logger. Cron's routine messages (wake,
+// run, skip) are debug-level.
+type cronLogger struct{ log *slog.Logger }
+
+func (c cronLogger) Info(msg string, keysAndValues ...any) { c.log.Debug(msg, keysAndValues...) }
+
+func (c cronLogger) Error(err error, msg string, keysAndValues ...any) {
+	c.log.Error(msg, append(keysAndValues, "err", err)...)
+}
