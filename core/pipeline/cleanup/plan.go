@@ -12,9 +12,10 @@ import (
 )
 
 // Label and annotation keys a sweep reads from a namespace to find the
-// release of an orphan. The engine should set one of them; without either an
-// orphan's namespace is deleted without a Helm uninstall (deleting the
-// namespace removes the release records and every namespaced resource).
+// release of an orphan. Without either, the release is taken to be named
+// like the environment (k8s.LabelEnv), as the engine names it; uninstalling
+// a release that does not exist is harmless, and deleting the namespace
+// removes whatever else is there.
 const (
 	AnnotationRelease = "ductbot.dev/release"
 	LabelRelease      = "ductbot.dev/release"
@@ -49,7 +50,7 @@ type target struct {
 // orphan is one namespace to remove that no record claims.
 type orphan struct {
 	namespace string
-	release   string // empty: delete the namespace without uninstalling
+	release   string
 	action    pipeline.SweepAction
 }
 
@@ -137,6 +138,9 @@ func makePlan(o observation, p Policy) plan {
 			rel := ns.Annotations[AnnotationRelease]
 			if rel == "" {
 				rel = ns.Labels[LabelRelease]
+			}
+			if rel == "" {
+				rel = envName
 			}
 			pl.orphans = append(pl.orphans, orphan{namespace: ns.Name, release: rel, action: pipeline.SweepAction{
 				Env: envName, Policy: PolicyOrphan,

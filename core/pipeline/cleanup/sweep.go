@@ -51,18 +51,17 @@ type Cluster interface {
 	PendingReleases(ctx context.Context) ([]k8s.PendingRelease, error)
 	Repair(ctx context.Context, namespace, release string, timeout time.Duration) (bool, error)
 	Teardown(ctx context.Context, namespace, release string, timeout time.Duration) error
-	DeleteNamespace(ctx context.Context, namespace string, timeout time.Duration) error
 }
 
 var _ Cluster = (*k8s.Client)(nil)
 
 // Destroyer tears down an environment that has a record. The run engine
-// implements it: it cancels the environment's runs, holds its lock, marks
-// the record tearing-down, tears the release and namespace down, and marks
-// the record gone. It must be idempotent: a sweep calls it again for a
-// record left tearing-down.
+// (*pipeline.Engine) implements it: it cancels the environment's runs,
+// holds its lock, marks the record tearing-down, tears the release and
+// namespace down, and marks the record gone. It must be idempotent: a sweep
+// calls it again for a record left tearing-down.
 type Destroyer interface {
-	Destroy(ctx context.Context, env, reason string) error
+	DestroyEnv(ctx context.Context, env, reason string) error
 }
 
 // Announcer sends a sweep's summary to chat.
@@ -293,15 +292,12 @@ func (s *Sweeper) carryOut(ctx context.Context, log *slog.Logger, now time.Time,
 	}
 	for _, t := range pl.destroy {
 		run(t.action, []any{"env", t.env.Name, "change", t.env.Change, "namespace", t.env.Namespace}, func() error {
-			return s.opts.Destroyer.Destroy(ctx, t.env.Name, t.action.Policy+": "+t.action.Reason)
+			return s.opts.Destroyer.DestroyEnv(ctx, t.env.Name, t.action.Policy+": "+t.action.Reason)
 		})
 	}
 	for _, o := range pl.orphans {
 		run(o.action, []any{"env", o.action.Env, "namespace", o.namespace, "release", o.release}, func() error {
 			log.Warn("removing an orphaned namespace", "env", o.action.Env, "namespace", o.namespace, "release", o.release)
-			if o.release == "" {
-				return s.opts.Cluster.DeleteNamespace(ctx, o.namespace, p.TeardownTimeout)
-			}
 			return s.opts.Cluster.Teardown(ctx, o.namespace, o.release, p.TeardownTimeout)
 		})
 	}
