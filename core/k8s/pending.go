@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/metadata"
 )
 
 // PendingRelease is a Helm release revision recorded as still in progress
@@ -29,43 +32,87 @@ const pendingSelector = "owner=helm,status in (pending-install,pending-upgrade,p
 	LabelManagedBy + "=" + ManagedBy
 
 // PendingReleases lists the pending revisions of every release ductbot
-// manages, across all namespaces, with one request whatever the number of
-// releases (it needs permission to list Secrets cluster-wide). It does not
-// decide whether a release is stuck or still being worked on: the caller
-// compares Since with how long an operation may take, and calls Repair.
-// Sorted by namespace, then name.
+// manages, across all namespaces. Only a release's latest revision counts:
+// Helm's rollback leaves the interrupted revision marked pending under the
+// newer one, and such a leftover is not reported. It reads only the
+// records' metadata, with one request when nothing is pending and two when
+// something is (the second reads the revisions of just those releases),
+// whatever the number of releases; it needs permission to list Secrets
+// cluster-wide. It does not decide whether a release is stuck or still
+// being worked on: the caller compares Since with how long an operation may
+// take, and calls Repair. Sorted by namespace, then name.
 func (c *Client) PendingReleases(ctx context.Context) ([]PendingRelease, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	list, err := c.clientset.CoreV1().Secrets(metav1.NamespaceAll).List(ctx, metav1.ListOptions{LabelSelector: pendingSelector})
+	mc, err := metadata.NewForConfig(c.rest)
+	if err != nil {
+		return nil, fmt.Errorf("building a metadata client: %w", err)
+	}
+	secrets := mc.Resource(corev1.SchemeGroupVersion.WithResource("secrets")).Namespace(metav1.NamespaceAll)
+	list, err := secrets.List(ctx, metav1.ListOptions{LabelSelector: pendingSelector})
 	if err != nil {
 		return nil, fmt.Errorf("%w: listing pending Helm releases: %v", ErrUnreachable, err)
 	}
-	out := make([]PendingRelease, 0, len(list.Items))
+	if len(list.Items) == 0 {
+		return nil, nil
+	}
+
+	type key struct{ namespace, name string }
+	pending := make(map[key]PendingRelease, len(list.Items))
+	names := map[string]bool{}
 	for _, s := range list.Items {
 		l := s.Labels
 		rev, err := strconv.Atoi(l["version"])
 		if err != nil {
 			c.log.Warn("Helm release record without a usable version label", "namespace", s.Namespace, "secret", s.Name, "version", l["version"])
 		}
-		out = append(out, PendingRelease{
-			Namespace: s.Namespace,
-			Name:      l["name"],
-			Status:    l["status"],
-			Revision:  rev,
-			Since:     pendingSince(l, s.CreationTimestamp.Time),
-		})
+		k := key{s.Namespace, l["name"]}
+		if p, ok := pending[k]; ok && p.Revision > rev {
+			continue
+		}
+		pending[k] = PendingRelease{Namespace: s.Namespace, Name: l["name"], Status: l["status"], Revision: rev,
+			Since: pendingSince(l, s.CreationTimestamp.Time)}
+		names[l["name"]] = true
+	}
+
+	// Drop pending revisions that a newer revision of the same release has
+	// superseded.
+	sel := "owner=helm," + LabelManagedBy + "=" + ManagedBy + ",name in (" + strings.Join(sortedKeys(names), ",") + ")"
+	all, err := secrets.List(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		return nil, fmt.Errorf("%w: listing the revisions of pending Helm releases: %v", ErrUnreachable, err)
+	}
+	for _, s := range all.Items {
+		k := key{s.Namespace, s.Labels["name"]}
+		p, ok := pending[k]
+		if !ok {
+			continue
+		}
+		if rev, err := strconv.Atoi(s.Labels["version"]); err == nil && rev > p.Revision {
+			delete(pending, k)
+		}
+	}
+
+	out := make([]PendingRelease, 0, len(pending))
+	for _, p := range pending {
+		out = append(out, p)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Namespace != out[j].Namespace {
 			return out[i].Namespace < out[j].Namespace
 		}
-		if out[i].Name != out[j].Name {
-			return out[i].Name < out[j].Name
-		}
-		return out[i].Revision < out[j].Revision
+		return out[i].Name < out[j].Name
 	})
 	return out, nil
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // pendingSince reads Helm's modifiedAt or createdAt label (Unix seconds),

@@ -48,6 +48,13 @@ func TestPendingReleases(t *testing.T) {
 	writeRecord(t, c.Kubeconfig, nsA, "fine", 1, release.StatusDeployed, ours(nsA))
 	writeRecord(t, c.Kubeconfig, nsB, "installing", 1, release.StatusPendingInstall, ours(nsB))
 	writeRecord(t, c.Kubeconfig, nsB, "rolling", 3, release.StatusPendingRollback, ours(nsB))
+	// Rolled back over an interrupted upgrade: Helm leaves revision 2
+	// marked pending under the deployed revision 3. Not pending any more.
+	writeRecord(t, c.Kubeconfig, nsA, "rolledback", 1, release.StatusSuperseded, ours(nsA))
+	writeRecord(t, c.Kubeconfig, nsA, "rolledback", 2, release.StatusPendingUpgrade, ours(nsA))
+	writeRecord(t, c.Kubeconfig, nsA, "rolledback", 3, release.StatusDeployed, ours(nsA))
+	// The same release name in another namespace is another release.
+	writeRecord(t, c.Kubeconfig, nsB, "upgrading", 4, release.StatusPendingUpgrade, ours(nsB))
 	// Someone else's release, pending in a namespace ductbot labelled: not ours.
 	writeRecord(t, c.Kubeconfig, nsB, "foreign", 1, release.StatusPendingInstall, nil)
 
@@ -66,6 +73,7 @@ func TestPendingReleases(t *testing.T) {
 		{Namespace: nsA, Name: "upgrading", Status: "pending-upgrade", Revision: 2},
 		{Namespace: nsB, Name: "installing", Status: "pending-install", Revision: 1},
 		{Namespace: nsB, Name: "rolling", Status: "pending-rollback", Revision: 3},
+		{Namespace: nsB, Name: "upgrading", Status: "pending-upgrade", Revision: 4},
 	}
 	if len(mine) != len(want) {
 		t.Fatalf("PendingReleases = %+v, want %+v", mine, want)
