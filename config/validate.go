@@ -326,8 +326,16 @@ func ValidateSchedule(spec string) (err error) {
 	return nil
 }
 
+// TemplateFuncs are the functions templates in the configuration may call,
+// besides text/template's own.
+var TemplateFuncs = template.FuncMap{
+	"contains":  strings.Contains,
+	"hasPrefix": strings.HasPrefix,
+	"lower":     strings.ToLower,
+}
+
 func checkTemplate(s string) error {
-	if _, err := template.New("").Option("missingkey=error").Parse(s); err != nil {
+	if _, err := template.New("").Funcs(TemplateFuncs).Option("missingkey=error").Parse(s); err != nil {
 		return fmt.Errorf("not a valid template: %v", err)
 	}
 	return nil

@@ -121,3 +121,19 @@ func Targets(ad Adapter, channels []string, reply *pipeline.ReplyTo) []chat.Targ
 	}
 	return append(out, rt)
 }
+
+var _ pipeline.Notifier = (*Announcer)(nil)
+
+// Notify queues a short message back to the person who asked for a run,
+// on the adapter they asked on (the "deployed" message of !env).
+func (an *Announcer) Notify(ctx context.Context, to pipeline.ReplyTo, text string) error {
+	for _, ad := range an.adapters {
+		if ad.Name() != to.Network {
+			continue
+		}
+		if err := ad.Send(ctx, chat.TargetFor(to), chat.Textf("%s", text)); err != nil {
+			return fmt.Errorf("notifying on %s: %w", ad.Name(), err)
+		}
+	}
+	return nil
+}

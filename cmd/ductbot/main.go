@@ -1,30 +1,134 @@
 // Command ductbot gives every Gerrit patch set its own Kubernetes test
 // environment, votes on it, and talks about it in chat.
+//
+//	ductbot run      --config FILE   run the bot
+//	ductbot validate --config FILE   check a configuration and exit
+//	ductbot sweep    --config FILE   run one cleanup sweep now
+//	ductbot demo                     the whole loop on this machine
+//	ductbot dev install | dev cluster up|down|env
+//	ductbot version
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"log/slog"
 	"os"
+	"time"
+
+	"github.com/ductbot/ductbot/config"
 )
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `usage:
+  ductbot run      --config FILE   run the bot
+  ductbot validate --config FILE   check a configuration and exit
+  ductbot sweep    --config FILE   run one cleanup sweep now
+  ductbot demo                     the whole loop on this machine (local cluster, Gerrit test server, console chat)
+  ductbot dev install              build the local control plane's binaries into the cache
+  ductbot dev cluster up|down|env  run a local Kubernetes control plane
+  ductbot version`
 
 func main() {
 	ctx, stop := signalContext()
 	defer stop()
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: ductbot run|validate|version|dev ...")
+		fmt.Fprintln(os.Stderr, usage)
 		os.Exit(2)
 	}
 	var err error
 	switch os.Args[1] {
+	case "run":
+		err = cmdRun(ctx, os.Args[2:])
+	case "validate":
+		err = cmdValidate(os.Args[2:])
+	case "sweep":
+		err = cmdSweep(ctx, os.Args[2:])
 	case "demo":
 		err = runDemo(ctx, os.Args[2:])
 	case "dev":
 		err = runDev(ctx, os.Args[2:])
+	case "version", "--version":
+		fmt.Println("ductbot", version)
+	case "help", "-h", "--help":
+		fmt.Println(usage)
 	default:
-		err = fmt.Errorf("unknown command %q", os.Args[1])
+		err = fmt.Errorf("unknown command %q\n%s", os.Args[1], usage)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ductbot:", err)
 		os.Exit(1)
 	}
+}
+
+func loadConfig(name string, args []string) (*config.Config, *flag.FlagSet, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	path := fs.String("config", "ductbot.yaml", "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, err
+	}
+	cfg, err := config.Load(*path)
+	return cfg, fs, err
+}
+
+func cmdValidate(args []string) error {
+	cfg, _, err := loadConfig("validate", args)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("configuration OK: %d projects, %d components, chart %s\n", len(cfg.Projects), len(cfg.Components), cfg.Chart.Ref)
+	return nil
+}
+
+func cmdRun(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	path := fs.String("config", "ductbot.yaml", "configuration file")
+	grace := fs.Duration("grace", 30*time.Second, "how long in-flight steps may finish after SIGTERM")
+	jsonLogs := fs.Bool("json-logs", false, "log JSON lines instead of text")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	log := newLogger(*jsonLogs)
+	a, err := newApp(ctx, cfg, appOptions{Logger: log, ConsoleIn: os.Stdin, ConsoleOut: os.Stdout})
+	if err != nil {
+		return err
+	}
+	err = a.run(ctx, *grace)
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+func cmdSweep(ctx context.Context, args []string) error {
+	cfg, _, err := loadConfig("sweep", args)
+	if err != nil {
+		return err
+	}
+	cfg.Chat.Console = false
+	a, err := newApp(ctx, cfg, appOptions{Logger: newLogger(false)})
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	return a.sweeps.runOnce(ctx)
+}
+
+func newLogger(json bool) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	if os.Getenv("DUCTBOT_DEBUG") != "" {
+		opts.Level = slog.LevelDebug
+	}
+	if json {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
 }

@@ -143,7 +143,9 @@ func (e *Engine) Run(ctx context.Context, grace time.Duration) error {
 	}
 	base, cancelAll := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer cancelAll(errShutdown)
-	go e.retryReports(ctx)
+	reporter := make(chan struct{})
+	go func() { defer close(reporter); e.retryReports(ctx) }()
+	defer func() { <-reporter }()
 	for {
 		e.dispatch(base)
 		select {

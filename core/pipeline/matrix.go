@@ -140,14 +140,8 @@ func (p *MatrixPlan) Values(m store.Matrix, d EnvData) (map[string]any, error) {
 	return vals, nil
 }
 
-var templateFuncs = template.FuncMap{
-	"contains":  strings.Contains,
-	"hasPrefix": strings.HasPrefix,
-	"lower":     strings.ToLower,
-}
-
 func render(tmpl string, data any) (string, error) {
-	t, err := template.New("").Funcs(templateFuncs).Option("missingkey=error").Parse(tmpl)
+	t, err := template.New("").Funcs(config.TemplateFuncs).Option("missingkey=error").Parse(tmpl)
 	if err != nil {
 		return "", err
 	}

@@ -49,6 +49,8 @@ var logsCRDYAML []byte
 const (
 	// OutcomeAnnotation on a `helm test` hook pod: "pass" (the default) or "fail".
 	OutcomeAnnotation = "sim.ductbot.dev/outcome"
+	// DurationAnnotation on a `helm test` hook pod: how long it runs (default 1.5s).
+	DurationAnnotation = "sim.ductbot.dev/duration"
 	// LogAnnotation on any pod: the lines its containers print.
 	LogAnnotation = "sim.ductbot.dev/log"
 	// NodeName is the simulated node pods are scheduled to.

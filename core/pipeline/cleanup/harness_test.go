@@ -3,6 +3,7 @@ package cleanup_test
 import (
 	"context"
 	"os"
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -258,3 +259,7 @@ func actions(as []pipeline.SweepAction) []string {
 	}
 	return out
 }
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func mkdirTemp() (string, error) { return os.MkdirTemp("", "ductbot-sweep-bench-") }

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/ductbot/ductbot/bot/adapters"
+	"github.com/ductbot/ductbot/bot/adapters/console"
+	"github.com/ductbot/ductbot/bot/adapters/irc"
+	"github.com/ductbot/ductbot/bot/adapters/slack"
+	"github.com/ductbot/ductbot/bot/commands"
+	"github.com/ductbot/ductbot/config"
+	"github.com/ductbot/ductbot/core/gerrit"
+	"github.com/ductbot/ductbot/core/k8s"
+	"github.com/ductbot/ductbot/core/metrics"
+	"github.com/ductbot/ductbot/core/pipeline"
+	"github.com/ductbot/ductbot/core/store"
+	"github.com/ductbot/ductbot/web"
+)
+
+// app is ductbot assembled from a configuration: every piece, wired.
+type app struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	store    *store.Store
+	cluster  *k8s.Client
+	gerrit   *gerrit.Client
+	poller   *gerrit.Poller
+	engine   *pipeline.Engine
+	router   *commands.Router
+	adapters []adapters.Adapter
+	web      *http.Server
+	webLn    net.Listener
+	metrics  *metrics.Metrics
+	sweeps   *sweepSchedule
+}
+
+// appOptions are what the demo and tests change.
+type appOptions struct {
+	Logger *slog.Logger
+	// ConsoleIn and ConsoleOut drive the console chat adapter when
+	// chat.console is on; default stdin/stdout.
+	ConsoleIn  io.Reader
+	ConsoleOut io.Writer
+	// Grace is how long in-flight steps may finish at shutdown.
+	Grace time.Duration
+}
+
+// newApp opens the store, loads the chart, connects the clients and builds
+// the engine, the chat adapters and the web server. Nothing runs yet.
+func newApp(ctx context.Context, cfg *config.Config, o appOptions) (_ *app, err error) {
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	a := &app{cfg: cfg, log: log, metrics: metrics.New()}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+	if a.store, err = store.Open(ctx, cfg.State.Path); err != nil {
+		return nil, fmt.Errorf("opening state %s: %w", cfg.State.Path, err)
+	}
+	chart, err := k8s.LoadChart(ctx, cfg.Chart.Ref, cfg.Chart.Version)
+	if err != nil {
+		return nil, err
+	}
+	if a.cluster, err = k8s.New(k8s.Options{Kubeconfig: cfg.Kubernetes.Kubeconfig, Context: cfg.Kubernetes.Context, Logger: log}); err != nil {
+		return nil, err
+	}
+	password, err := cfg.GerritPassword()
+	if err != nil {
+		return nil, fmt.Errorf("gerrit.password_env: %w", err)
+	}
+	if a.gerrit, err = gerrit.New(gerrit.Options{URL: cfg.Gerrit.URL, Username: cfg.Gerrit.Username, Password: password, Logger: log}); err != nil {
+		return nil, err
+	}
+	var self *gerrit.Account
+	if cfg.Gerrit.Username != "" {
+		if self, err = a.gerrit.Self(ctx); err != nil {
+			return nil, fmt.Errorf("checking the Gerrit account %s: %w", cfg.Gerrit.Username, err)
+		}
+	}
+
+	if err := a.buildAdapters(o); err != nil {
+		return nil, err
+	}
+	announcer := adapters.NewAnnouncer(log, a.adapters...)
+	a.engine = pipeline.New(pipeline.Options{
+		Config: cfg, Chart: chart, Store: a.store, Cluster: a.cluster, Gerrit: a.gerrit,
+		Announcer: announcer, Metrics: a.metrics, Logger: log, Self: self,
+	})
+	if a.sweeps, err = newSweepSchedule(a, announcer); err != nil {
+		return nil, err
+	}
+
+	perms, err := commands.NewPermissions(commands.PermissionConfig{Commands: cfg.Chat.Permissions, Default: cfg.Chat.DefaultAllow})
+	if err != nil {
+		return nil, fmt.Errorf("chat.permissions: %w", err)
+	}
+	a.router = commands.New(a.engine, commands.Options{
+		Prefix: cfg.Chat.Prefix, Permissions: perms, RatePerMinute: cfg.Chat.RatePerMinute,
+		MaxEnvsPerUser: cfg.Chat.MaxEnvsPerUser, MaxTTL: cfg.Cleanup.TTLMax.D(), Logger: log,
+	})
+
+	var branches []string
+	var projects []string
+	for _, p := range cfg.Projects {
+		projects = append(projects, p.Name)
+		branches = append(branches, p.Branches...)
+	}
+	a.poller = gerrit.NewPoller(a.gerrit, gerrit.PollOptions{
+		Projects: projects, Branches: branches, Interval: cfg.Gerrit.PollInterval.D(), Lookback: cfg.Gerrit.Lookback.D(),
+		Cursor: a.store, Logger: log,
+		OnPoll: func(d time.Duration, err error) {
+			a.metrics.GerritPollDuration.Observe(d.Seconds())
+			if err != nil {
+				a.metrics.GerritPollErrors.Inc()
+			}
+		},
+	})
+
+	w := web.New(web.Options{
+		Store: a.store, Metrics: a.metrics, PublicURL: cfg.Web.PublicURL, GerritURL: cfg.Gerrit.URL, Logger: log,
+		Ready: func(ctx context.Context) error { return a.cluster.Reachable(ctx) },
+	})
+	a.web = &http.Server{Handler: w.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	return a, nil
+}
+
+func (a *app) buildAdapters(o appOptions) error {
+	cfg := a.cfg.Chat
+	if cfg.Console {
+		a.adapters = append(a.adapters, console.New(console.Config{In: o.ConsoleIn, Out: o.ConsoleOut}))
+	}
+	if c := cfg.IRC; c != nil {
+		pass, _ := config.Secret(c.PasswordEnv, "")
+		nsPass, _ := config.Secret(c.NickServPasswordEnv, "")
+		ad, err := irc.New(irc.Config{
+			Server: c.Server, TLS: c.TLS, Nick: c.Nick, Password: pass, NickServPassword: nsPass,
+			Channels: c.Channels, Metrics: a.metrics, Logger: a.log,
+		})
+		if err != nil {
+			return fmt.Errorf("chat.irc: %w", err)
+		}
+		a.adapters = append(a.adapters, ad)
+	}
+	if c := cfg.Slack; c != nil {
+		bot, _ := config.Secret(c.BotTokenEnv, "")
+		appTok, _ := config.Secret(c.AppTokenEnv, "")
+		ad, err := slack.New(slack.Config{BotToken: bot, AppToken: appTok, Channels: c.Channels, Metrics: a.metrics, Logger: a.log})
+		if err != nil {
+			return fmt.Errorf("chat.slack: %w", err)
+		}
+		a.adapters = append(a.adapters, ad)
+	}
+	return nil
+}
+
+// run runs everything until ctx ends, then shuts down in order: stop taking
+// work (poller, chat, sweeps), let in-flight steps finish within the grace
+// period, stop the web server, close the store.
+func (a *app) run(ctx context.Context, grace time.Duration) error {
+	defer a.close()
+	ln, err := net.Listen("tcp", a.cfg.Web.Listen)
+	if err != nil {
+		return fmt.Errorf("web.listen %s: %w", a.cfg.Web.Listen, err)
+	}
+	a.webLn = ln
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	goRun := func(name string, f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil && !errors.Is(err, context.Canceled) {
+				a.log.Error(name+" stopped", "err", err)
+				errs <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	goRun("web", func() error {
+		if err := a.web.Serve(a.webLn); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	goRun("gerrit poller", func() error { return a.poller.Run(ctx, a.engine.HandleChanges) })
+	for _, ad := range a.adapters {
+		goRun(ad.Name()+" chat", func() error { return ad.Run(ctx, a.router) })
+	}
+	a.sweeps.start()
+	a.log.Info("ductbot running", "dashboard", a.cfg.Web.PublicURL, "projects", len(a.cfg.Projects), "chat", len(a.adapters))
+
+	engineErr := a.engine.Run(ctx, grace)
+	a.sweeps.stop()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = a.web.Shutdown(shutdownCtx)
+	wg.Wait()
+	close(errs)
+	all := []error{engineErr}
+	for err := range errs {
+		all = append(all, err)
+	}
+	return errors.Join(all...)
+}
+
+func (a *app) close() {
+	if a.webLn != nil {
+		a.webLn.Close()
+	}
+	if a.store != nil {
+		a.store.Close()
+	}
+}
