@@ -372,5 +372,3 @@ func errorsIsAny(err error, targets ...error) bool {
 	}
 	return false
 }
-
-

@@ -93,7 +93,7 @@ type Engine struct {
 	trust *trustCache
 
 	mu       sync.Mutex
-	queue    []int64             // waiting run IDs, oldest first
+	queue    []int64              // waiting run IDs, oldest first
 	active   map[int64]*activeRun // running runs by ID
 	busy     map[string]bool      // environments with a run or a teardown in progress
 	replies  map[int64]*ReplyTo   // chat requests waiting for their result
