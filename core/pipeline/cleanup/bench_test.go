@@ -60,6 +60,7 @@ var bench1000 struct {
 	kc   *k8s.Client
 	st   *store.Store
 	gs   *gerrittest.Server
+	dir  string
 	err  error
 }
 
@@ -72,12 +73,10 @@ func setup1000(b *testing.B) {
 		if w.kc, w.err = k8s.New(k8s.Options{Kubeconfig: lc.Kubeconfig}); w.err != nil {
 			return
 		}
-		dir, err := mkdirTemp()
-		if err != nil {
-			w.err = err
+		if w.dir, w.err = mkdirTemp(); w.err != nil {
 			return
 		}
-		if w.st, w.err = store.Open(ctx, filepath.Join(dir, "state.db")); w.err != nil {
+		if w.st, w.err = store.Open(ctx, filepath.Join(w.dir, "state.db")); w.err != nil {
 			return
 		}
 		w.gs = gerrittest.New()

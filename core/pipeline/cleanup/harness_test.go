@@ -2,8 +2,8 @@ package cleanup_test
 
 import (
 	"context"
-	"os"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -24,7 +24,13 @@ import (
 	"github.com/ductbot/ductbot/core/store"
 )
 
-func TestMain(m *testing.M) { os.Exit(localcluster.RunTests(m)) }
+func TestMain(m *testing.M) {
+	code := localcluster.RunTests(m)
+	if bench1000.dir != "" {
+		os.RemoveAll(bench1000.dir)
+	}
+	os.Exit(code)
+}
 
 // clock is a controllable clock shared by the sweep and the Gerrit server.
 type clock struct {

@@ -344,3 +344,34 @@ func (c *countingStore) ListEnvs(ctx context.Context, f store.EnvFilter) ([]*sto
 	c.lists.Add(1)
 	return c.Store.ListEnvs(ctx, f)
 }
+
+// blockingDestroyer holds the first teardown until released.
+type blockingDestroyer struct {
+	entered, release chan struct{}
+}
+
+func (d *blockingDestroyer) DestroyEnv(ctx context.Context, _, _ string) error {
+	close(d.entered)
+	<-d.release
+	return nil
+}
+
+// TestSweepsNeverOverlap: a sweep started while one runs returns
+// ErrSweepRunning at once and does nothing.
+func TestSweepsNeverOverlap(t *testing.T) {
+	h := newHarness(t, "overlap")
+	h.env("ttl", store.EnvCustom, 0, func(e *store.Env) { e.ExpiresAt = h.clock.Now().Add(-time.Minute) })
+	d := &blockingDestroyer{entered: make(chan struct{}), release: make(chan struct{})}
+	s := cleanup.New(cleanup.Options{Store: h.st, Gerrit: gerritClient(t, h.gs.URL()), Cluster: h.kc, Destroyer: d,
+		Policy: h.policy, Now: h.clock.Now})
+	first := make(chan error, 1)
+	go func() { _, err := s.Sweep(h.ctx, "first"); first <- err }()
+	<-d.entered
+	if _, err := s.Sweep(h.ctx, "second"); !errors.Is(err, cleanup.ErrSweepRunning) {
+		t.Errorf("a second concurrent sweep: err = %v, want ErrSweepRunning", err)
+	}
+	close(d.release)
+	if err := <-first; err != nil {
+		t.Errorf("first sweep: %v", err)
+	}
+}
