@@ -289,8 +289,10 @@ func (c *capture) writer(_, pod, _ string) io.Writer {
 func (c *capture) get(pod string) (string, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// Helm asks for the writer before it reads the log; a read that then
+	// failed leaves it empty, and the caller should try another way.
 	b, ok := c.logs[pod]
-	if !ok {
+	if !ok || b.Len() == 0 {
 		return "", false
 	}
 	return b.String(), true

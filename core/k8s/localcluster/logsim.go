@@ -40,7 +40,7 @@ func (c *Cluster) startLogSimulator() error {
 	work := make(chan *corev1.Pod, 256)
 	handle := func(obj any) {
 		pod, ok := obj.(*corev1.Pod)
-		if !ok || pod.Annotations[LogAnnotation] == "" || seen[pod.UID] {
+		if !ok || seen[pod.UID] || (pod.Annotations[LogAnnotation] == "" && !isTestHook(pod)) {
 			return
 		}
 		seen[pod.UID] = true // informer handlers run one at a time
@@ -76,7 +76,44 @@ func (c *Cluster) startLogSimulator() error {
 	return nil
 }
 
+// isTestHook reports whether the pod is a `helm test` hook.
+func isTestHook(pod *corev1.Pod) bool {
+	h := pod.Annotations["helm.sh/hook"]
+	return h == "test" || h == "test-success"
+}
+
+// simulateLog publishes the pod's log, then marks a test hook pod with
+// logsReadyAnnotation: the kwok stages end a test pod only after that, so
+// its log is always there when Helm asks for it, however loaded the machine.
 func (c *Cluster) simulateLog(ctx context.Context, dc dynamic.Interface, pod *corev1.Pod) error {
+	if pod.Annotations[LogAnnotation] != "" {
+		if err := c.publishLog(ctx, dc, pod); err != nil {
+			return err
+		}
+		// Give kwok's own watch of Logs objects time to see the new one.
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	if !isTestHook(pod) {
+		return nil
+	}
+	patch := []byte(`{"metadata":{"annotations":{"` + logsReadyAnnotation + `":"true"}}}`)
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err := c.Client.CoreV1().Pods(pod.Namespace).Patch(cctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+// logsReadyAnnotation marks a test pod whose log the simulator published.
+const logsReadyAnnotation = "sim.ductbot.dev/logs-ready"
+
+func (c *Cluster) publishLog(ctx context.Context, dc dynamic.Interface, pod *corev1.Pod) error {
 	path := filepath.Join(c.Dir, "podlogs", string(pod.UID)+".log")
 	var b strings.Builder
 	ts := pod.CreationTimestamp.UTC()
