@@ -220,9 +220,11 @@ func (e *Engine) announce(ctx context.Context, r *store.Run, env *store.Env) {
 	}
 	if p, ok := e.cfg.Project(r.Project); ok {
 		a.Channels = p.Channels
-		// The change's own environment runs its patch set's ref: that is
-		// its default, not a custom matrix.
-		a.DefaultMatrix[p.Component] = r.Matrix[p.Component]
+	}
+	if env != nil && env.Kind == store.EnvPatch {
+		// A change's own environment runs the defaults plus its patch set:
+		// that is its default matrix, not a custom one.
+		a.DefaultMatrix = r.Matrix
 	}
 	if err := e.announc.Announce(ctx, a); err != nil {
 		e.log.Warn("announcing a result", append(runAttrs(r), "err", err)...)
