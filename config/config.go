@@ -9,6 +9,8 @@ package config
 
 import (
 	"fmt"
+
+	"github.com/ductbot/ductbot/core/k8s"
 	"os"
 	"strings"
 	"time"
@@ -167,6 +169,12 @@ type Cleanup struct {
 	OrphanGrace   Duration `yaml:"orphan_grace"`
 	LogsRetention Duration `yaml:"logs_retention"` // default 30d
 	Protected     []string `yaml:"protected"`      // environment names no policy removes
+}
+
+// NamespacePolicy is the quota, limits and isolation of every environment
+// namespace.
+func (k Kubernetes) NamespacePolicy() k8s.NamespacePolicy {
+	return k8s.NamespacePolicy{Quota: k.Quota, DefaultRequests: k.DefaultRequests, DefaultLimits: k.DefaultLimits, Isolate: k.Isolate}
 }
 
 // On reports a policy switch, true when unset.

@@ -87,7 +87,7 @@ gerrit: {url: "ftp://g", username: bot, password_env: DUCTBOT_TEST_UNSET_VAR, po
 projects: [{name: p, component: wikki}, {name: p}]
 components: [{name: Wiki!, default_ref: "a b", ref_template: "{{.Revision", values: {"a..b": "{{.Ref}}"}}]
 chart: {url_template: "{{"}
-kubernetes: {max_parallel: -1, namespace_prefix: "Bad_Prefix"}
+kubernetes: {max_parallel: -1, namespace_prefix: "Bad_Prefix", quota: {pods: lots}}
 report: {notify_on_success: LOUD}
 cleanup: {schedule: "TZ=UTC", ttl_default: 10d, ttl_max: 1d}
 chat: {irc: {server: nohost, channels: [general]}}
@@ -106,6 +106,7 @@ chat: {irc: {server: nohost, channels: [general]}}
 			"chart.url_template: not a valid template",
 			"kubernetes.max_parallel: must be at least 1",
 			"kubernetes.namespace_prefix",
+			`kubernetes.quota: quota["pods"]: "lots" is not a Kubernetes quantity`,
 			`report.notify_on_success: "LOUD" is not one of NONE, OWNER, OWNER_REVIEWERS, ALL`,
 			`cleanup.schedule: "TZ=UTC" is not a cron schedule`,
 			"cleanup.ttl_default: 240h0m0s is longer than cleanup.ttl_max",
@@ -136,14 +137,24 @@ gerrit: {url: "https://g", dry_run: true, lookback: soon}
 }
 
 func TestValidateScheduleNeverPanics(t *testing.T) {
-	for _, spec := range []string{"TZ=UTC", "CRON_TZ=", "@every", "* * *", "@every -1s", "60 * * * *"} {
-		if err := ValidateSchedule(spec); err == nil {
-			t.Errorf("ValidateSchedule(%q) accepted a bad spec", spec)
+	for _, tt := range []struct {
+		spec string
+		ok   bool
+	}{
+		{"@every 10m", true}, {"@daily", true}, {"*/10 * * * *", true}, {DefaultSchedule, true},
+		{"TZ=Europe/Berlin 0 3 * * *", true}, {"CRON_TZ=UTC 0 3 * * *", true},
+		{"", false}, {"   ", false},
+		{"TZ=UTC", false}, // panics inside the cron parser
+		{"CRON_TZ=", false}, {"CRON_TZ=UTC", false}, {"every 10 minutes", false}, {"* * *", false},
+		{"0 0 * * * *", false}, // six fields: seconds are not accepted
+		{"@every", false}, {"@every ten", false}, {"@every -1s", false}, {"60 * * * *", false},
+	} {
+		err := ValidateSchedule(tt.spec)
+		if tt.ok != (err == nil) {
+			t.Errorf("ValidateSchedule(%q) = %v, want ok=%v", tt.spec, err, tt.ok)
 		}
-	}
-	for _, spec := range []string{"@every 10m", "*/5 * * * *", "@daily", "CRON_TZ=UTC 0 3 * * *"} {
-		if err := ValidateSchedule(spec); err != nil {
-			t.Errorf("ValidateSchedule(%q) = %v", spec, err)
+		if err != nil && (!strings.Contains(err.Error(), "five fields") || !strings.Contains(err.Error(), "@every")) {
+			t.Errorf("ValidateSchedule(%q) = %q, want it to say what is expected", tt.spec, err)
 		}
 	}
 }

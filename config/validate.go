@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -240,6 +241,11 @@ func (c *Config) Validate() Errors {
 	if k.Retries < 0 {
 		add("kubernetes.retries", "must not be negative")
 	}
+	if err := k.NamespacePolicy().Validate(); err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			add("kubernetes."+line[:strings.IndexAny(line+":", "[:")], "%s", line)
+		}
+	}
 	if k.MaxEnvs < 0 {
 		add("kubernetes.max_envs", "must not be negative (0 means no cap)")
 	}
@@ -307,21 +313,29 @@ func (c *Config) Validate() Errors {
 	return errs
 }
 
-// ValidateSchedule checks a cron spec without ever panicking (the cron
-// parser panics on some malformed specs such as "TZ=UTC" without a space).
+// scheduleHelp says what a cron schedule may look like.
+const scheduleHelp = `expected five fields (minute hour day-of-month month day-of-week, such as "*/10 * * * *"), ` +
+	`optionally after "TZ=Area/City ", or a descriptor such as "@every 10m", "@hourly" or "@daily"`
+
+// ValidateSchedule checks a cron schedule as the cleanup sweep's cron will
+// parse it. It never panics, even for specs that make the cron parser panic
+// (such as "TZ=UTC" with nothing after it), and says what is expected.
 func ValidateSchedule(spec string) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("%q is not a cron schedule: expected five fields (\"*/10 * * * *\") or a descriptor (\"@every 10m\", \"@hourly\")", spec)
+			err = fmt.Errorf("%q is not a cron schedule: %s", spec, scheduleHelp)
 		}
 	}()
+	if strings.TrimSpace(spec) == "" {
+		return errors.New("the cron schedule is empty: " + scheduleHelp)
+	}
 	if every, ok := strings.CutPrefix(spec, "@every "); ok {
 		if d, derr := time.ParseDuration(strings.TrimSpace(every)); derr == nil && d < time.Second {
-			return fmt.Errorf("%q: the interval must be at least 1s", spec)
+			return fmt.Errorf("%q: the interval must be at least 1s; %s", spec, scheduleHelp)
 		}
 	}
 	if _, perr := cron.ParseStandard(spec); perr != nil {
-		return fmt.Errorf("%q is not a cron schedule (%v): expected five fields (\"*/10 * * * *\") or a descriptor (\"@every 10m\", \"@hourly\")", spec, perr)
+		return fmt.Errorf("%q is not a cron schedule (%v): %s", spec, perr, scheduleHelp)
 	}
 	return nil
 }

@@ -32,6 +32,8 @@ type Release struct {
 	Annotations map[string]string
 	// Timeout bounds the install or upgrade including the wait for readiness.
 	Timeout time.Duration
+	// Policy is applied to the namespace before the chart goes in.
+	Policy NamespacePolicy
 }
 
 // Deploy installs the release, or upgrades it in place when it exists, and
@@ -44,6 +46,9 @@ func (c *Client) Deploy(ctx context.Context, rel Release) error {
 		return errors.New("deploy: no chart")
 	}
 	if err := c.EnsureNamespace(ctx, rel.Namespace, rel.Labels, rel.Annotations); err != nil {
+		return err
+	}
+	if err := c.ApplyNamespacePolicy(ctx, rel.Namespace, rel.Policy); err != nil {
 		return err
 	}
 	return c.withRelease(ctx, rel.Namespace, rel.Name, func() error {

@@ -94,7 +94,7 @@ func (e *Engine) deploy(ctx context.Context, r *store.Run, env *store.Env, names
 	rel := k8s.Release{
 		Name: names.Env, Namespace: names.Namespace, Chart: e.chart, Values: values,
 		Labels: envLabels(env, r), Annotations: map[string]string{k8s.AnnotationProject: r.Project},
-		Timeout: e.cfg.Kubernetes.DeployTimeout.D(),
+		Timeout: e.cfg.Kubernetes.DeployTimeout.D(), Policy: e.cfg.Kubernetes.NamespacePolicy(),
 	}
 	backoff := e.cfg.Kubernetes.RetryBackoff.D()
 	for {

@@ -34,7 +34,7 @@ var prefixSeq atomic.Int32
 // harness is ductbot's core loop on real parts: the local control plane,
 // the Gerrit test server, a SQLite file and the web pages the votes link to.
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	cfg     *config.Config
 	gerrit  *gerrittest.Server
 	client  *gerrit.Client
@@ -52,7 +52,7 @@ type harness struct {
 }
 
 // newHarness builds the parts; start runs ductbot on them.
-func newHarness(t *testing.T, extraYAML string) *harness {
+func newHarness(t testing.TB, extraYAML string) *harness {
 	t.Helper()
 	c := localcluster.Shared(t)
 	g := gerrittest.NewWithOptions(gerrittest.Options{Username: "ductbot", Password: "s3cret"})
@@ -226,7 +226,7 @@ func (r *recordingAnnouncer) all() []pipeline.Announcement {
 	return append([]pipeline.Announcement(nil), r.got...)
 }
 
-type testLog struct{ t *testing.T }
+type testLog struct{ t testing.TB }
 
 func (w testLog) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))

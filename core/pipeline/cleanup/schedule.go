@@ -2,10 +2,9 @@ package cleanup
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"github.com/ductbot/ductbot/config"
 	"log/slog"
-	"strings"
 
 	"github.com/robfig/cron/v3"
 )
@@ -13,36 +12,13 @@ import (
 // DefaultSchedule is the cleanup schedule when config names none.
 const DefaultSchedule = "@every 10m"
 
-// specHelp says what a schedule may look like.
-const specHelp = `want five fields (minute hour day-of-month month day-of-week, such as "*/10 * * * *"), ` +
-	`optionally after "TZ=Area/City ", or a descriptor such as "@every 10m", "@hourly" or "@daily"`
-
-// ValidateSpec checks a cron schedule as Schedule will parse it. It never
-// panics, even for specs that make the cron parser panic (such as "TZ=UTC"
-// without a schedule after it), and its error says what is expected, for
-// config to report under the field's name.
-func ValidateSpec(spec string) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("cron schedule %q is malformed: %v; %s", spec, r, specHelp)
-		}
-	}()
-	if strings.TrimSpace(spec) == "" {
-		return errors.New("cron schedule is empty; " + specHelp)
-	}
-	if _, err := cron.ParseStandard(spec); err != nil {
-		return fmt.Errorf("cron schedule %q: %v; %s", spec, err, specHelp)
-	}
-	return nil
-}
-
 // Schedule starts a cron that runs s.Sweep(ctx, "cron") on spec, and
 // returns it; Stop it to end (Stop's context is done when a running sweep
 // has finished). A sweep still running when the next is due is not started
 // twice, and a panic in one is logged, not fatal. A bad spec is an error
-// (see ValidateSpec). Errors of a sweep are logged.
+// (see config.ValidateSchedule). Errors of a sweep are logged.
 func Schedule(spec string, s *Sweeper, logger *slog.Logger) (*cron.Cron, error) {
-	if err := ValidateSpec(spec); err != nil {
+	if err := config.ValidateSchedule(spec); err != nil {
 		return nil, err
 	}
 	if logger == nil {
