@@ -53,7 +53,7 @@ chart:
       e2e: 1 failing, 3 passing{{else}}e2e: Z801 (echo) returned "hello"
       e2e: 4 passing{{end}}
   url_template: "http://{{.Env}}.envs.localhost/"
-kubernetes: {kubeconfig: %q, deploy_timeout: 2m, test_timeout: 2m, retries: 1, retry_backoff: 2s, max_envs: 10, quota: {pods: "20", requests.cpu: "4"}, isolate: true}
+kubernetes: {kubeconfig: %q, deploy_timeout: 2m, test_timeout: 2m, retries: 1, retry_backoff: 2s, max_envs: 10, quota: {pods: "20", requests.cpu: "4"}, default_requests: {cpu: 50m, memory: 64Mi}, isolate: true}
 web: {listen: %q}
 state: {path: %q}
 chat:
