@@ -256,6 +256,12 @@ func (c *Client) test(namespace, name string, timeout time.Duration) (*TestResul
 		res.Pods = append(res.Pods, pl)
 	}
 	if runErr != nil {
+		// The API server refused a test pod (a quota, an admission policy):
+		// no test ran, so this says nothing about the patch.
+		var refused apierrors.APIStatus
+		if errors.As(runErr, &refused) {
+			return res, fmt.Errorf("helm test %s in %s: a test could not start: %w", name, namespace, runErr)
+		}
 		if len(failed) == 0 {
 			// Nothing failed: the tests did not finish (timeout) or could not start.
 			return res, fmt.Errorf("helm test %s in %s: %w\n%s", name, namespace, runErr, hl.tail(10))

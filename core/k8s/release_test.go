@@ -207,3 +207,31 @@ func hasNamespace(nss []k8s.Namespace, name string) bool {
 	}
 	return false
 }
+
+// A test pod the API server refuses (here: a quota that wants CPU requests
+// from a pod that sets none) is an error, not a failed test.
+func TestRefusedTestPodIsAnError(t *testing.T) {
+	kc, _, ch := setup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	const ns, name = "ductbot-refused", "wf-refused"
+	vals := values("q", "pass", "never runs")
+	vals["e2e"].(map[string]any)["resources"] = nil // null removes the chart default
+	for _, comp := range []string{"wiki", "orchestrator", "evaluator"} {
+		vals[comp] = map[string]any{"resources": map[string]any{"requests": map[string]any{"cpu": "10m"}}}
+	}
+	vals["orchestrator"].(map[string]any)["image"] = map[string]any{"tag": "q"}
+	rel := k8s.Release{Name: name, Namespace: ns, Chart: ch, Values: vals, Timeout: 2 * time.Minute,
+		Policy: k8s.NamespacePolicy{Quota: map[string]string{"requests.cpu": "2"}}}
+	if err := kc.Deploy(ctx, rel); err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Teardown(context.Background(), ns, name, time.Minute)
+	res, err := kc.Test(ctx, ns, name, time.Minute)
+	if err == nil {
+		t.Fatalf("Test = %+v, nil; want an error: the quota refuses the test pod", res)
+	}
+	if !strings.Contains(err.Error(), "could not start") {
+		t.Errorf("error = %v, want it to say the test could not start", err)
+	}
+}
