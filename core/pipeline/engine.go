@@ -148,6 +148,7 @@ func (e *Engine) Run(ctx context.Context, grace time.Duration) error {
 	defer func() { <-reporter }()
 	for {
 		e.dispatch(base)
+		e.countLiveEnvs(ctx)
 		select {
 		case <-ctx.Done():
 			e.mu.Lock()
@@ -170,6 +171,13 @@ func (e *Engine) Run(ctx context.Context, grace time.Duration) error {
 		case <-e.wake:
 		case <-time.After(5 * time.Second): // capacity may have freed up
 		}
+	}
+}
+
+// countLiveEnvs updates the live-environments gauge.
+func (e *Engine) countLiveEnvs(ctx context.Context) {
+	if live, err := e.store.ListEnvs(ctx, store.EnvFilter{Alive: true}); err == nil {
+		e.metrics.LiveEnvs.Set(float64(len(live)))
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/ductbot/ductbot/core/gerrit/gerrittest"
 	"github.com/ductbot/ductbot/core/k8s"
 	"github.com/ductbot/ductbot/core/k8s/localcluster"
+	"github.com/ductbot/ductbot/core/metrics"
 	"github.com/ductbot/ductbot/core/pipeline"
 	"github.com/ductbot/ductbot/core/store"
 	"github.com/ductbot/ductbot/web"
@@ -45,10 +46,11 @@ type harness struct {
 	ann     *recordingAnnouncer
 	dbPath  string
 
-	engine *pipeline.Engine
-	grace  time.Duration // how long stop lets in-flight steps finish
-	cancel context.CancelFunc
-	done   chan struct{}
+	engine  *pipeline.Engine
+	metrics *metrics.Metrics
+	grace   time.Duration // how long stop lets in-flight steps finish
+	cancel  context.CancelFunc
+	done    chan struct{}
 }
 
 // newHarness builds the parts; start runs ductbot on them.
@@ -121,7 +123,8 @@ func (h *harness) start() {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	h.engine = pipeline.New(pipeline.Options{
+	h.metrics = metrics.New()
+	h.engine = pipeline.New(pipeline.Options{Metrics: h.metrics,
 		Config: h.cfg, Chart: ch, Store: h.store, Cluster: h.kube, Gerrit: h.client,
 		Announcer: h.ann, Self: self, Logger: slog.New(slog.NewTextHandler(testLog{h.t}, nil)),
 	})
