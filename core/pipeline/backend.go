@@ -89,6 +89,11 @@ func (e *Engine) RequestEnv(ctx context.Context, req EnvRequest) (Ticket, error)
 	}
 	name = NamesFor(e.cfg.Kubernetes.NamespacePrefix, name).Env
 
+	// One request at a time from here: two identical requests at once must
+	// build the environment once (the second joins the first's run).
+	e.requestMu.Lock()
+	defer e.requestMu.Unlock()
+
 	// The same matrix already being built: join that run.
 	if runs, err := e.store.ListRuns(ctx, store.RunFilter{Env: name, Unfinished: true}); err == nil && len(runs) > 0 {
 		r := runs[0]

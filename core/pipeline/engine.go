@@ -92,6 +92,8 @@ type Engine struct {
 	self  *gerrit.Account
 	trust *trustCache
 
+	requestMu sync.Mutex // serialises chat requests' check-then-enqueue
+
 	mu       sync.Mutex
 	queue    []int64              // waiting run IDs, oldest first
 	active   map[int64]*activeRun // running runs by ID

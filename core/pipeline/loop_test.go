@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"regexp"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/ductbot/ductbot/core/pipeline"
 	"github.com/ductbot/ductbot/core/store"
 )
 
@@ -226,4 +228,37 @@ func TestRestartMidRunVotesOnce(t *testing.T) {
 	if st, err := h.kube.Status(context.Background(), env.Namespace, env.Release); err != nil || st.Status.IsPending() {
 		t.Errorf("release after restart: %+v, %v; want deployed, not pending", st, err)
 	}
+}
+
+// Two identical !env requests at once build the environment once: the
+// second joins the first's run.
+func TestIdenticalEnvRequestsBuildOnce(t *testing.T) {
+	h := newHarness(t, "")
+	h.start()
+	n := h.upload(0, "mallory", "Untrusted, so only chat deploys it")
+	req := pipeline.EnvRequest{Change: n, Overrides: store.Matrix{"evaluator": "abc"}, By: "console:local"}
+	tickets := make(chan pipeline.Ticket, 2)
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			tk, err := h.engine.RequestEnv(context.Background(), req)
+			tickets <- tk
+			errs <- err
+		}()
+	}
+	a, b := <-tickets, <-tickets
+	if err := errors.Join(<-errs, <-errs); err != nil {
+		t.Fatal(err)
+	}
+	if a.Env != b.Env || a.RunID != b.RunID || !(a.Reused || b.Reused) {
+		t.Errorf("tickets %+v and %+v: want the same environment and run, one of them reused", a, b)
+	}
+	runs, err := h.store.ListRuns(context.Background(), store.RunFilter{Env: a.Env})
+	if err != nil || len(runs) != 1 {
+		t.Errorf("runs of %s = %d (%v), want 1", a.Env, len(runs), err)
+	}
+	h.waitFor(90*time.Second, "the run to finish", func() bool {
+		r, err := h.store.GetRun(context.Background(), a.RunID)
+		return err == nil && r.Finished()
+	})
 }
