@@ -103,11 +103,7 @@ func (e *Engine) RequestEnv(ctx context.Context, req EnvRequest) (Ticket, error)
 			t.URL = env.URL
 		}
 		if req.ReplyTo != nil {
-			e.mu.Lock()
-			if _, ok := e.replies[r.ID]; !ok {
-				e.replies[r.ID] = req.ReplyTo
-			}
-			e.mu.Unlock()
+			e.rememberReply(ctx, r.ID, req.ReplyTo)
 		}
 		return t, nil
 	}

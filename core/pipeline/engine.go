@@ -11,6 +11,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -176,6 +177,48 @@ func (e *Engine) Run(ctx context.Context, grace time.Duration) error {
 	}
 }
 
+// rememberReply records where a chat-started run's result goes, in memory
+// and in the store, so that it still reaches the asker after a restart.
+func (e *Engine) rememberReply(ctx context.Context, runID int64, to *ReplyTo) {
+	e.mu.Lock()
+	if _, ok := e.replies[runID]; ok {
+		e.mu.Unlock()
+		return
+	}
+	e.replies[runID] = to
+	e.mu.Unlock()
+	if b, err := json.Marshal(to); err == nil {
+		if err := e.store.SetMeta(ctx, replyKey(runID), string(b)); err != nil {
+			e.log.Warn("saving where to reply", "run", runID, "err", err)
+		}
+	}
+}
+
+// replyFor is where a run's result goes back to, if it was asked for in
+// chat; forget drops it once the result is out.
+func (e *Engine) replyFor(ctx context.Context, runID int64, forget bool) *ReplyTo {
+	e.mu.Lock()
+	to, ok := e.replies[runID]
+	if forget {
+		delete(e.replies, runID)
+	}
+	e.mu.Unlock()
+	if !ok {
+		if v, found, err := e.store.GetMeta(ctx, replyKey(runID)); err == nil && found && v != "" {
+			to = new(ReplyTo)
+			if json.Unmarshal([]byte(v), to) != nil {
+				to = nil
+			}
+		}
+	}
+	if forget && to != nil {
+		_ = e.store.SetMeta(ctx, replyKey(runID), "")
+	}
+	return to
+}
+
+func replyKey(runID int64) string { return fmt.Sprintf("reply-to:%d", runID) }
+
 // countLiveEnvs updates the live-environments gauge.
 func (e *Engine) countLiveEnvs(ctx context.Context) {
 	if live, err := e.store.ListEnvs(ctx, store.EnvFilter{Alive: true}); err == nil {
@@ -306,11 +349,11 @@ func (e *Engine) enqueue(ctx context.Context, r *store.Run, env *store.Env, repl
 		return 0, fmt.Errorf("saving run: %w", err)
 	}
 	e.supersedeOlder(ctx, r)
+	if reply != nil {
+		e.rememberReply(ctx, r.ID, reply)
+	}
 	e.mu.Lock()
 	e.queue = append(e.queue, r.ID)
-	if reply != nil {
-		e.replies[r.ID] = reply
-	}
 	pos := len(e.queue)
 	e.metrics.QueueDepth.Set(float64(len(e.queue)))
 	e.mu.Unlock()

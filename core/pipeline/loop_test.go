@@ -262,3 +262,28 @@ func TestIdenticalEnvRequestsBuildOnce(t *testing.T) {
 		return err == nil && r.Finished()
 	})
 }
+
+// The result of a chat request still reaches the asker when ductbot was
+// restarted while the run was going.
+func TestChatReplySurvivesRestart(t *testing.T) {
+	h := newHarness(t, "")
+	h.grace = 0
+	h.start()
+	n := h.upload(0, "mallory", "Asked for in chat SLOW")
+	to := &pipeline.ReplyTo{Network: "slack", Channel: "C1", Thread: "1700000000.1", User: "slack:U1"}
+	tk, err := h.engine.RequestEnv(context.Background(), pipeline.EnvRequest{Change: n, Overrides: store.Matrix{"wiki": "w2"}, By: "slack:U1", ReplyTo: to})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor(60*time.Second, "the run in testing", func() bool {
+		r, err := h.store.GetRun(context.Background(), tk.RunID)
+		return err == nil && r.State == store.StateTesting
+	})
+	h.stop()
+	h.start()
+	h.waitFor(120*time.Second, "the result announced", func() bool { return len(h.ann.all()) > 0 })
+	a := h.ann.all()[0]
+	if a.ReplyTo == nil || *a.ReplyTo != *to {
+		t.Errorf("announcement ReplyTo = %+v, want %+v", a.ReplyTo, to)
+	}
+}

@@ -207,10 +207,7 @@ func (e *Engine) retryPendingReports(ctx context.Context) {
 }
 
 func (e *Engine) announce(ctx context.Context, r *store.Run, env *store.Env) {
-	e.mu.Lock()
-	reply := e.replies[r.ID]
-	delete(e.replies, r.ID)
-	e.mu.Unlock()
+	reply := e.replyFor(ctx, r.ID, true)
 	if e.announc == nil {
 		return
 	}
@@ -238,9 +235,7 @@ type Notifier interface {
 }
 
 func (e *Engine) notifyDeployed(r *store.Run, env *store.Env) {
-	e.mu.Lock()
-	reply := e.replies[r.ID]
-	e.mu.Unlock()
+	reply := e.replyFor(context.Background(), r.ID, false)
 	n, ok := e.announc.(Notifier)
 	if reply == nil || !ok {
 		return
