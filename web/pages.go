@@ -138,9 +138,18 @@ type runView struct {
 	TestOnly         bool
 	Attempts         int
 	Detail           string
+	QueuePosition    int // place in the deploy queue while queued
 	Matrix           []pair
 	Duration         string
 	When, Created    string
+}
+
+// queuePosition is where a queued run waits, when the server knows.
+func (s *Server) queuePosition(r *store.Run) int {
+	if s.position == nil || r.State != store.StateQueued {
+		return 0
+	}
+	return s.position(r.ID)
 }
 
 func (s *Server) runView(now time.Time, r *store.Run) runView {
@@ -152,8 +161,9 @@ func (s *Server) runView(now time.Time, r *store.Run) runView {
 		Subject: r.Subject, Owner: r.Owner, Revision: r.Revision,
 		Trigger: string(r.Trigger), RequestedBy: r.RequestedBy, TestOnly: r.TestOnly,
 		Attempts: r.Attempts, Detail: r.Detail,
-		Matrix: sortedMatrix(r.Matrix),
-		When:   ago(now, r.CreatedAt), Created: stamp(r.CreatedAt),
+		Matrix:        sortedMatrix(r.Matrix),
+		QueuePosition: s.queuePosition(r),
+		When:          ago(now, r.CreatedAt), Created: stamp(r.CreatedAt),
 	}
 	if r.Env != "" {
 		v.EnvPath = EnvPath(r.Env)

@@ -47,6 +47,9 @@ type Options struct {
 	// Ready reports whether ductbot can do its work (the store is open, the
 	// cluster reachable); /readyz calls it. Nil: always ready.
 	Ready func(ctx context.Context) error
+	// QueuePosition is a queued run's 1-based place in the deploy queue (0
+	// when it is not waiting); nil: positions are not shown.
+	QueuePosition func(runID int64) int
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Now defaults to time.Now; ages and expiries are relative to it.
@@ -68,6 +71,7 @@ type Server struct {
 	ready     func(ctx context.Context) error
 	log       *slog.Logger
 	now       func() time.Time
+	position  func(runID int64) int
 	pages     *pages
 }
 
@@ -85,6 +89,7 @@ func New(opts Options) *Server {
 		ready:     opts.Ready,
 		log:       opts.Logger,
 		now:       opts.Now,
+		position:  opts.QueuePosition,
 	}
 	if s.log == nil {
 		s.log = slog.Default()

@@ -130,7 +130,8 @@ func newApp(ctx context.Context, cfg *config.Config, o appOptions) (_ *app, err 
 
 	w := web.New(web.Options{
 		Store: a.store, Metrics: a.metrics, PublicURL: cfg.Web.PublicURL, GerritURL: cfg.Gerrit.URL, Logger: log,
-		Ready: func(ctx context.Context) error { return a.cluster.Reachable(ctx) },
+		Ready:         func(ctx context.Context) error { return a.cluster.Reachable(ctx) },
+		QueuePosition: a.engine.Position,
 	})
 	a.web = &http.Server{Handler: w.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	return a, nil
