@@ -130,7 +130,7 @@ func New(o Options) *Engine {
 	return &Engine{
 		cfg: o.Config, chart: o.Chart, store: o.Store, cluster: o.Cluster, gerrit: o.Gerrit,
 		announc: o.Announcer, metrics: o.Metrics, log: o.Logger, now: o.Now, plan: NewMatrixPlan(o.Config),
-		sweeper: o.Sweeper, self: o.Self, trust: newTrustCache(o.Gerrit, 5*time.Minute, o.Now),
+		sweeper: o.Sweeper, self: o.Self, trust: newTrustCache(o.Gerrit, 5*time.Minute, o.Now, o.Logger),
 		active: map[int64]*activeRun{}, busy: map[string]bool{}, replies: map[int64]*ReplyTo{},
 		wake: make(chan struct{}, 1),
 	}

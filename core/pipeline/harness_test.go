@@ -83,7 +83,7 @@ projects:
   - name: %s
     component: orchestrator
     channels: ["#wf"]
-    trusted: {accounts: [alice], groups: [devs]}
+    trusted: {accounts: [alice], groups: [devs, no-such-group]}
 components:
   - {name: wiki, default_ref: wiki-stable, values: {wiki.image.tag: "{{.Ref}}"}}
   - {name: orchestrator, default_ref: orch-stable, values: {orchestrator.image.tag: "{{.Ref}}"}}

@@ -2,7 +2,9 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"slices"
 	"strconv"
@@ -21,12 +23,15 @@ import (
 // failed, so that the poller does not advance its watermark past work that
 // was not recorded.
 func (e *Engine) HandleChanges(ctx context.Context, changes []gerrit.Change) error {
+	var errs []error
 	for i := range changes {
+		// One change's trouble does not hold up the others; the batch comes
+		// again (the watermark stays) and handling is idempotent.
 		if err := e.handleChange(ctx, &changes[i]); err != nil {
-			return err
+			errs = append(errs, fmt.Errorf("change %d: %w", changes[i].Number, err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func (e *Engine) handleChange(ctx context.Context, ch *gerrit.Change) error {
@@ -201,6 +206,7 @@ func (e *Engine) untrustedNotice(ctx context.Context, ch *gerrit.Change) error {
 // memberships for a while.
 type trustCache struct {
 	gerrit Gerrit
+	log    *slog.Logger
 	ttl    time.Duration
 	now    func() time.Time
 
@@ -213,8 +219,8 @@ type groupEntry struct {
 	at      time.Time
 }
 
-func newTrustCache(g Gerrit, ttl time.Duration, now func() time.Time) *trustCache {
-	return &trustCache{gerrit: g, ttl: ttl, now: now, groups: map[string]groupEntry{}}
+func newTrustCache(g Gerrit, ttl time.Duration, now func() time.Time, log *slog.Logger) *trustCache {
+	return &trustCache{gerrit: g, ttl: ttl, now: now, log: log, groups: map[string]groupEntry{}}
 }
 
 // trusted reports whether the account is in the trust list: by username,
@@ -225,6 +231,12 @@ func (t *trustCache) trusted(ctx context.Context, tr config.Trust, a gerrit.Acco
 	}
 	for _, g := range tr.Groups {
 		members, err := t.members(ctx, g)
+		if errors.Is(err, gerrit.ErrNotFound) {
+			// A group that does not exist (or the account cannot see)
+			// trusts no one; it must not stop every other change.
+			t.log.Warn("trusted group not found in Gerrit; check projects[].trusted.groups", "group", g)
+			continue
+		}
 		if err != nil {
 			return false, fmt.Errorf("reading members of group %q: %w", g, err)
 		}
