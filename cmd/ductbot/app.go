@@ -49,8 +49,6 @@ type appOptions struct {
 	// chat.console is on; default stdin/stdout.
 	ConsoleIn  io.Reader
 	ConsoleOut io.Writer
-	// Grace is how long in-flight steps may finish at shutdown.
-	Grace time.Duration
 }
 
 // newApp opens the store, loads the chart, connects the clients and builds

@@ -2,6 +2,7 @@ package gerrit
 
 import (
 	"encoding/json"
+	"github.com/ductbot/ductbot/internal/text"
 	"strings"
 	"testing"
 	"time"
@@ -62,7 +63,7 @@ func TestTruncateMessage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := truncateMessage(tt.in, tt.limit)
+			got := text.Truncate(tt.in, tt.limit, truncatedMarker)
 			if !utf8.ValidString(got) {
 				t.Errorf("result is not valid UTF-8: %q", got)
 			}

@@ -4,10 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ductbot/ductbot/internal/text"
 	"net/http"
 	"net/url"
-	"strings"
-	"unicode/utf8"
 )
 
 // MaxMessageBytes is Gerrit's default limit on a review message
@@ -57,26 +56,12 @@ func (c *Client) PostReview(ctx context.Context, project string, number int, rev
 	default:
 		return fmt.Errorf("gerrit: PostReview: bad notify %q", r.Notify)
 	}
-	r.Message = truncateMessage(r.Message, MaxMessageBytes)
+	r.Message = text.Truncate(r.Message, MaxMessageBytes, truncatedMarker)
 	path := changePath(project, number) + "/revisions/" + url.PathEscape(revision) + "/review"
 	if err := c.do(ctx, http.MethodPost, path, nil, r, nil); err != nil {
 		return fmt.Errorf("posting review on %s~%d revision %s: %w", project, number, revision, err)
 	}
 	return nil
-}
-
-// truncateMessage makes s valid UTF-8 and at most limit bytes long. When it
-// has to cut, it cuts on a rune boundary and ends with truncatedMarker.
-func truncateMessage(s string, limit int) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	if len(s) <= limit {
-		return s
-	}
-	cut := max(limit-len(truncatedMarker), 0)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + truncatedMarker
 }
 
 // Self returns the account the client authenticates as, so that callers

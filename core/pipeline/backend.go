@@ -233,7 +233,7 @@ func (e *Engine) DestroyEnv(ctx context.Context, name, reason string) error {
 	if err != nil {
 		return err
 	}
-	e.CancelChangeEnv(ctx, name, reason)
+	e.cancelRuns(ctx, store.RunFilter{Env: name, Unfinished: true}, reason)
 	if err := e.acquireEnv(ctx, name); err != nil {
 		return err
 	}
@@ -248,19 +248,6 @@ func (e *Engine) DestroyEnv(ctx context.Context, name, reason string) error {
 	}
 	env.Status, env.GoneAt = store.EnvGone, e.now().UTC()
 	return e.store.PutEnv(ctx, env)
-}
-
-// CancelChangeEnv cancels the unfinished runs of one environment.
-func (e *Engine) CancelChangeEnv(ctx context.Context, env, why string) {
-	runs, err := e.store.ListRuns(ctx, store.RunFilter{Env: env, Unfinished: true})
-	if err != nil {
-		return
-	}
-	for _, r := range runs {
-		if r.State != store.StateReporting {
-			e.stop(ctx, r, store.ResultCanceled, errCanceled, why)
-		}
-	}
 }
 
 // acquireEnv waits until no run or teardown holds the environment, then
@@ -363,13 +350,4 @@ func (e *Engine) SetSweeper(s interface {
 	Sweep(ctx context.Context, by string) (SweepSummary, error)
 }) {
 	e.sweeper = s
-}
-
-func errorsIsAny(err error, targets ...error) bool {
-	for _, t := range targets {
-		if errors.Is(err, t) {
-			return true
-		}
-	}
-	return false
 }

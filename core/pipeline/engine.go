@@ -402,16 +402,21 @@ func (e *Engine) stop(ctx context.Context, r *store.Run, result store.Result, ca
 
 // CancelChange ends every unfinished run of a change (merged or abandoned).
 func (e *Engine) CancelChange(ctx context.Context, change int, why string) {
-	runs, err := e.store.ListRuns(ctx, store.RunFilter{Change: change, Unfinished: true})
+	e.cancelRuns(ctx, store.RunFilter{Change: change, Unfinished: true}, why)
+}
+
+// cancelRuns ends the unfinished runs the filter selects, except those
+// that already have a result to report.
+func (e *Engine) cancelRuns(ctx context.Context, f store.RunFilter, why string) {
+	runs, err := e.store.ListRuns(ctx, f)
 	if err != nil {
-		e.log.Error("listing runs to cancel", "change", change, "err", err)
+		e.log.Error("listing runs to cancel", "change", f.Change, "env", f.Env, "err", err)
 		return
 	}
 	for _, r := range runs {
-		if r.State == store.StateReporting {
-			continue
+		if r.State != store.StateReporting {
+			e.stop(ctx, r, store.ResultCanceled, errCanceled, why)
 		}
-		e.stop(ctx, r, store.ResultCanceled, errCanceled, why)
 	}
 }
 

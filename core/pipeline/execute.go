@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ductbot/ductbot/internal/text"
 	"strings"
 	"time"
 
@@ -112,7 +113,7 @@ func (e *Engine) deploy(ctx context.Context, r *store.Run, env *store.Env, names
 		log.Warn("deploy failed", "attempt", r.Attempts, "err", err)
 		if r.Attempts > e.cfg.Kubernetes.Retries {
 			env.Status = store.EnvBroken
-			e.finish(r, env, store.ResultError, "deploy failed after "+fmt.Sprint(r.Attempts)+" attempts: "+lastLines(err.Error(), 12))
+			e.finish(r, env, store.ResultError, "deploy failed after "+fmt.Sprint(r.Attempts)+" attempts: "+text.LastLines(err.Error(), 12))
 			return
 		}
 		e.save(r, env)
@@ -155,7 +156,7 @@ func (e *Engine) test(ctx context.Context, r *store.Run, env *store.Env, names N
 	}
 	switch {
 	case err != nil:
-		e.finish(r, env, store.ResultError, "tests could not run: "+lastLines(err.Error(), 12))
+		e.finish(r, env, store.ResultError, "tests could not run: "+text.LastLines(err.Error(), 12))
 	case res.Passed:
 		e.finish(r, env, store.ResultPassed, "")
 	default:
@@ -220,14 +221,6 @@ func labelValue(s string) string {
 		out = strings.Trim(out[:63], "._-")
 	}
 	return out
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 func firstLine(s string) string {

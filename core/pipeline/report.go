@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ductbot/ductbot/internal/text"
 	"strings"
 	"time"
 
@@ -43,7 +44,7 @@ func ReviewFor(r *store.Run, env *store.Env, runURL, label string, voteOnError b
 			"A trusted reviewer can reply \"recheck\" to try again.\n", r.PatchSet)
 	}
 	if r.Detail != "" {
-		fmt.Fprintf(&b, "\n%s\n", boundText(r.Detail, 2000))
+		fmt.Fprintf(&b, "\n%s\n", text.Truncate(r.Detail, 2000, "… (truncated)"))
 	}
 	fmt.Fprintf(&b, "\nTest logs: %s\n", runURL)
 	if env != nil && env.URL != "" {
@@ -70,18 +71,6 @@ func runDuration(r *store.Run) time.Duration {
 	}
 	return end.Sub(r.StartedAt)
 }
-
-func boundText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8Start(s[n]) {
-		n--
-	}
-	return s[:n] + "… (truncated)"
-}
-
-func utf8Start(b byte) bool { return b&0xC0 != 0x80 }
 
 // report posts the run's review to Gerrit (once), announces the result and
 // marks the run done. A review that cannot be posted now (Gerrit down) leaves

@@ -282,5 +282,5 @@ func (t *trustCache) members(ctx context.Context, group string) ([]gerrit.Accoun
 }
 
 func isFinalGerritError(err error) bool {
-	return errorsIsAny(err, gerrit.ErrConflict, gerrit.ErrForbidden, gerrit.ErrNotFound)
+	return errors.Is(err, gerrit.ErrConflict) || errors.Is(err, gerrit.ErrForbidden) || errors.Is(err, gerrit.ErrNotFound)
 }

@@ -15,6 +15,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"github.com/ductbot/ductbot/internal/text"
 	"io"
 	"net"
 	"net/http"
@@ -469,5 +470,5 @@ func logTail(path string) string {
 	if err != nil {
 		return "(no log: " + err.Error() + ")"
 	}
-	return tail(string(b), 15)
+	return text.LastLines(string(b), 15)
 }

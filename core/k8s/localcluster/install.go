@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ductbot/ductbot/internal/text"
 	"io"
 	"os"
 	"os/exec"
@@ -294,7 +295,7 @@ func runGoEnv(ctx context.Context, dir string, progress io.Writer, what string, 
 	err = cmd.Run()
 	close(done)
 	if err != nil {
-		return fmt.Errorf("%s failed: go %s: %w\n%s", what, strings.Join(args, " "), err, tail(out.String(), 30))
+		return fmt.Errorf("%s failed: go %s: %w\n%s", what, strings.Join(args, " "), err, text.LastLines(out.String(), 30))
 	}
 	fmt.Fprintf(progress, "    %s done in %s\n", what, time.Since(start).Round(time.Second))
 	return nil
@@ -321,16 +322,7 @@ func moveInto(src, dest string) error {
 func stderrOf(err error) string {
 	var ee *exec.ExitError
 	if errors.As(err, &ee) && len(ee.Stderr) > 0 {
-		return "\n" + tail(string(ee.Stderr), 20)
+		return "\n" + text.LastLines(string(ee.Stderr), 20)
 	}
 	return ""
-}
-
-// tail returns the last n lines of s.
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
