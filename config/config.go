@@ -10,10 +10,11 @@ package config
 import (
 	"fmt"
 
-	"github.com/ductbot/ductbot/core/k8s"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/ductbot/ductbot/core/k8s"
 )
 
 // Config is the whole file.

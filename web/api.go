@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/ductbot/ductbot/core/store"
+	"github.com/ductbot/ductbot/core/run"
 )
 
 // The JSON API's field names are lower_snake_case and stable; times are
@@ -76,14 +76,14 @@ type TestJSON struct {
 	Lines int    `json:"lines"`
 }
 
-func matrixJSON(m store.Matrix) map[string]string {
+func matrixJSON(m run.Matrix) map[string]string {
 	if m == nil {
 		return map[string]string{}
 	}
 	return m
 }
 
-func (s *Server) envJSON(e *store.Env) EnvJSON {
+func (s *Server) envJSON(e *run.Env) EnvJSON {
 	return EnvJSON{
 		Name: e.Name, Namespace: e.Namespace, Release: e.Release, Kind: string(e.Kind),
 		Project: e.Project, Change: e.Change, PatchSet: e.PatchSet, Revision: e.Revision,
@@ -95,7 +95,7 @@ func (s *Server) envJSON(e *store.Env) EnvJSON {
 	}
 }
 
-func (s *Server) runJSON(r *store.Run, logs []store.TestLog) RunJSON {
+func (s *Server) runJSON(r *run.Run, logs []run.TestLog) RunJSON {
 	v := RunJSON{
 		ID: r.ID, Env: r.Env, Project: r.Project, Change: r.Change, PatchSet: r.PatchSet,
 		Revision: r.Revision, Subject: r.Subject, Owner: r.Owner, Matrix: matrixJSON(r.Matrix),
@@ -160,17 +160,17 @@ func (s *Server) apiEnvs(w http.ResponseWriter, r *http.Request) {
 func (s *Server) apiRun(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := storeCtx(r)
 	defer cancel()
-	run, ok := s.lookupRun(w, r, ctx, func(status int, heading, _ string) {
+	rn, ok := s.lookupRun(w, r, ctx, func(status int, heading, _ string) {
 		s.writeJSON(w, r, status, apiError{heading})
 	})
 	if !ok {
 		return
 	}
-	logs, err := s.store.TestLogs(ctx, run.ID)
+	logs, err := s.store.TestLogs(ctx, rn.ID)
 	if err != nil {
-		s.log.Error("read test logs", "run", run.ID, "err", err)
-		s.writeJSON(w, r, http.StatusInternalServerError, apiError{"could not read the test logs of run " + strconv.FormatInt(run.ID, 10)})
+		s.log.Error("read test logs", "run", rn.ID, "err", err)
+		s.writeJSON(w, r, http.StatusInternalServerError, apiError{"could not read the test logs of run " + strconv.FormatInt(rn.ID, 10)})
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, s.runJSON(run, logs))
+	s.writeJSON(w, r, http.StatusOK, s.runJSON(rn, logs))
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ductbot/ductbot/core/metrics"
+	"github.com/ductbot/ductbot/core/run"
 	"github.com/ductbot/ductbot/core/store"
 )
 
@@ -51,23 +52,23 @@ func newFixture(t *testing.T, ready func() error) *fixture {
 	t.Cleanup(func() { st.Close() })
 	f := &fixture{store: st, metrics: metrics.New()}
 
-	envs := []*store.Env{
+	envs := []*run.Env{
 		{
-			Name: "change-12345", Namespace: "ductbot-change-12345", Release: "change-12345", Kind: store.EnvPatch,
+			Name: "change-12345", Namespace: "ductbot-change-12345", Release: "change-12345", Kind: run.EnvPatch,
 			Project: project, Change: 12345, PatchSet: 3, Revision: "0123abcd", Subject: xss,
-			Owner: "Jane <jane@example.org>", Matrix: store.Matrix{"wiki": "change:12345/3", "orchestrator": "main", "evaluator": "main"},
-			URL: "https://change-12345.envs.example.org", Status: store.EnvReady, Protected: true,
+			Owner: "Jane <jane@example.org>", Matrix: run.Matrix{"wiki": "change:12345/3", "orchestrator": "main", "evaluator": "main"},
+			URL: "https://change-12345.envs.example.org", Status: run.EnvReady, Protected: true,
 			CreatedAt: now.Add(-3 * time.Hour), ActiveAt: now.Add(-time.Hour), ExpiresAt: now.Add(2 * time.Hour),
 		},
 		{
-			Name: "custom-ab12", Namespace: "ductbot-custom-ab12", Release: "custom-ab12", Kind: store.EnvCustom,
+			Name: "custom-ab12", Namespace: "ductbot-custom-ab12", Release: "custom-ab12", Kind: run.EnvCustom,
 			Project: "other/project", Change: 777, PatchSet: 1, Subject: "Other change", Owner: "Bob",
-			Matrix: store.Matrix{"orchestrator": "abc"}, URL: "https://custom-ab12.envs.example.org",
-			Status: store.EnvBroken, RequestedBy: "irc:bob", CreatedAt: now.Add(-2 * time.Hour),
+			Matrix: run.Matrix{"orchestrator": "abc"}, URL: "https://custom-ab12.envs.example.org",
+			Status: run.EnvBroken, RequestedBy: "irc:bob", CreatedAt: now.Add(-2 * time.Hour),
 		},
 		{
-			Name: "change-99", Kind: store.EnvPatch, Project: project, Change: 99, PatchSet: 9,
-			Subject: "Merged long ago", Status: store.EnvGone, CreatedAt: now.Add(-48 * time.Hour), GoneAt: now.Add(-24 * time.Hour),
+			Name: "change-99", Kind: run.EnvPatch, Project: project, Change: 99, PatchSet: 9,
+			Subject: "Merged long ago", Status: run.EnvGone, CreatedAt: now.Add(-48 * time.Hour), GoneAt: now.Add(-24 * time.Hour),
 		},
 	}
 	for _, e := range envs {
@@ -76,42 +77,42 @@ func newFixture(t *testing.T, ready func() error) *fixture {
 		}
 	}
 
-	create := func(r *store.Run) int64 {
+	create := func(r *run.Run) int64 {
 		t.Helper()
 		if err := st.CreateRun(ctx, r); err != nil {
 			t.Fatalf("CreateRun: %v", err)
 		}
 		return r.ID
 	}
-	f.pruned = create(&store.Run{
-		Env: "change-12345", Project: project, Change: 12345, PatchSet: 1, State: store.StateDone, Result: store.ResultPassed,
+	f.pruned = create(&run.Run{
+		Env: "change-12345", Project: project, Change: 12345, PatchSet: 1, State: run.StateDone, Result: run.ResultPassed,
 		CreatedAt: now.Add(-90 * 24 * time.Hour), FinishedAt: now.Add(-90*24*time.Hour + time.Minute),
 	})
 	if n, err := st.PruneRuns(ctx, now.Add(-30*24*time.Hour)); err != nil || n != 1 {
 		t.Fatalf("PruneRuns = %d, %v; want 1", n, err)
 	}
 	start := now.Add(-2 * time.Hour)
-	f.passed = create(&store.Run{
+	f.passed = create(&run.Run{
 		Env: "change-12345", Project: project, Change: 12345, PatchSet: 3, Revision: "0123abcd", Subject: xss,
-		Owner: "Jane <jane@example.org>", Matrix: store.Matrix{"wiki": "change:12345/3", "orchestrator": "main"},
-		Trigger: store.TriggerUpload, State: store.StateDone, Result: store.ResultPassed, Attempts: 1, Reported: true,
+		Owner: "Jane <jane@example.org>", Matrix: run.Matrix{"wiki": "change:12345/3", "orchestrator": "main"},
+		Trigger: run.TriggerUpload, State: run.StateDone, Result: run.ResultPassed, Attempts: 1, Reported: true,
 		CreatedAt: start, StartedAt: start.Add(5 * time.Second), DeployedAt: start.Add(95 * time.Second),
 		TestedAt: start.Add(155 * time.Second), FinishedAt: start.Add(157 * time.Second),
 	})
-	if err := st.PutTestLogs(ctx, f.passed, []store.TestLog{
+	if err := st.PutTestLogs(ctx, f.passed, []run.TestLog{
 		{Pod: "change-12345-e2e", Phase: "Succeeded", Log: testLog},
 		{Pod: "change-12345-smoke", Phase: "Succeeded", Log: "smoke ok\n"},
 	}); err != nil {
 		t.Fatalf("PutTestLogs: %v", err)
 	}
-	f.failed = create(&store.Run{
+	f.failed = create(&run.Run{
 		Env: "custom-ab12", Project: "other/project", Change: 777, PatchSet: 1, Subject: "Other change",
-		Trigger: store.TriggerChat, RequestedBy: "irc:bob", State: store.StateDone, Result: store.ResultFailed,
+		Trigger: run.TriggerChat, RequestedBy: "irc:bob", State: run.StateDone, Result: run.ResultFailed,
 		Detail: "test e2e failed: exit code 1", CreatedAt: now.Add(-time.Hour), FinishedAt: now.Add(-50 * time.Minute),
 	})
-	f.testing = create(&store.Run{
+	f.testing = create(&run.Run{
 		Env: "change-12345", Project: project, Change: 12345, PatchSet: 4, Subject: "Newer patch set",
-		Trigger: store.TriggerUpload, State: store.StateTesting,
+		Trigger: run.TriggerUpload, State: run.StateTesting,
 		CreatedAt: now.Add(-10 * time.Minute), StartedAt: now.Add(-9 * time.Minute), DeployedAt: now.Add(-5 * time.Minute),
 	})
 

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ductbot/ductbot/core/store"
+	"github.com/ductbot/ductbot/core/run"
 )
 
 // humanDuration writes d with its two largest units: "45s", "3m 12s",
@@ -75,7 +75,7 @@ func rfc3339(t time.Time) string {
 type pair struct{ Component, Ref string }
 
 // sortedMatrix lists m by component name.
-func sortedMatrix(m store.Matrix) []pair {
+func sortedMatrix(m run.Matrix) []pair {
 	ps := make([]pair, 0, len(m))
 	for k, v := range m {
 		ps = append(ps, pair{k, v})
@@ -86,15 +86,15 @@ func sortedMatrix(m store.Matrix) []pair {
 
 // runStatus is what a run's badge says: its result once finished, its
 // state before.
-func runStatus(r *store.Run) string {
-	if r.Finished() && r.Result != store.ResultNone {
+func runStatus(r *run.Run) string {
+	if r.Finished() && r.Result != run.ResultNone {
 		return string(r.Result)
 	}
 	return string(r.State)
 }
 
 // runDuration is how long a run took, or has taken so far.
-func runDuration(now time.Time, r *store.Run) time.Duration {
+func runDuration(now time.Time, r *run.Run) time.Duration {
 	end := r.FinishedAt
 	if end.IsZero() {
 		if r.Finished() {

@@ -5,7 +5,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/ductbot/ductbot/core/store"
+	"github.com/ductbot/ductbot/core/run"
 )
 
 // maxShownLines is how many lines of one pod's log a run page shows; the
@@ -33,7 +33,7 @@ type logLine struct {
 }
 
 // sectionHeader is the raw log's header line of one pod.
-func sectionHeader(l store.TestLog) string {
+func sectionHeader(l run.TestLog) string {
 	h := "=== pod " + oneLine(l.Pod)
 	if p := oneLine(l.Phase); p != "" {
 		h += " (" + p + ")"
@@ -51,7 +51,7 @@ func splitLines(s string) []string {
 }
 
 // numberLogs numbers the logs for the page.
-func numberLogs(logs []store.TestLog) []logSection {
+func numberLogs(logs []run.TestLog) []logSection {
 	secs := make([]logSection, 0, len(logs))
 	n := 0
 	for _, l := range logs {
@@ -76,7 +76,7 @@ func numberLogs(logs []store.TestLog) []logSection {
 
 // writeRawLog writes the logs as one text file, numbered as on the page.
 // The log text is written as the pods printed it.
-func writeRawLog(w io.Writer, logs []store.TestLog) error {
+func writeRawLog(w io.Writer, logs []run.TestLog) error {
 	bw := bufio.NewWriter(w)
 	for _, l := range logs {
 		bw.WriteString(sectionHeader(l))

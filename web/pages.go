@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ductbot/ductbot/core/run"
 	"github.com/ductbot/ductbot/core/store"
 )
 
@@ -104,7 +105,7 @@ type envView struct {
 	Release           string
 }
 
-func (s *Server) envView(now time.Time, e *store.Env) envView {
+func (s *Server) envView(now time.Time, e *run.Env) envView {
 	return envView{
 		Name: e.Name, Path: EnvPath(e.Name),
 		Project: e.Project, ProjectPath: "/?" + url.Values{"project": {e.Project}}.Encode(),
@@ -145,14 +146,14 @@ type runView struct {
 }
 
 // queuePosition is where a queued run waits, when the server knows.
-func (s *Server) queuePosition(r *store.Run) int {
-	if s.position == nil || r.State != store.StateQueued {
+func (s *Server) queuePosition(r *run.Run) int {
+	if s.position == nil || r.State != run.StateQueued {
 		return 0
 	}
 	return s.position(r.ID)
 }
 
-func (s *Server) runView(now time.Time, r *store.Run) runView {
+func (s *Server) runView(now time.Time, r *run.Run) runView {
 	v := runView{
 		ID: r.ID, Path: RunPath(r.ID), LogPath: runLogPath(r.ID),
 		Status: runStatus(r), Finished: r.Finished(),
@@ -188,8 +189,8 @@ type dashboardView struct {
 
 // The choices of the dashboard's filters. "running" selects unfinished runs.
 var (
-	envStatuses = []string{string(store.EnvDeploying), string(store.EnvReady), string(store.EnvBroken), string(store.EnvTearingDown), string(store.EnvGone)}
-	runResults  = []string{"running", string(store.ResultPassed), string(store.ResultFailed), string(store.ResultError), string(store.ResultSuperseded), string(store.ResultCanceled)}
+	envStatuses = []string{string(run.EnvDeploying), string(run.EnvReady), string(run.EnvBroken), string(run.EnvTearingDown), string(run.EnvGone)}
+	runResults  = []string{"running", string(run.ResultPassed), string(run.ResultFailed), string(run.ResultError), string(run.ResultSuperseded), string(run.ResultCanceled)}
 )
 
 func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
@@ -221,29 +222,29 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, err)
 		return
 	}
-	for _, run := range runs {
-		v.Runs = append(v.Runs, s.runView(now, run))
+	for _, r := range runs {
+		v.Runs = append(v.Runs, s.runView(now, r))
 	}
 	s.render(w, r, http.StatusOK, s.pages.dashboard, v)
 }
 
 // listEnvs returns the environments of project (all when empty) with the
 // given status; an empty status means every status but gone.
-func (s *Server) listEnvs(ctx context.Context, project, status string) ([]*store.Env, error) {
+func (s *Server) listEnvs(ctx context.Context, project, status string) ([]*run.Env, error) {
 	f := store.EnvFilter{Project: project, Alive: status == ""}
 	envs, err := s.store.ListEnvs(ctx, f)
 	if err != nil {
 		return nil, err
 	}
 	if status != "" {
-		envs = slices.DeleteFunc(envs, func(e *store.Env) bool { return string(e.Status) != status })
+		envs = slices.DeleteFunc(envs, func(e *run.Env) bool { return string(e.Status) != status })
 	}
 	return envs, nil
 }
 
 // listRuns returns up to recentRuns runs that f selects and whose status
 // (see runResults) is result, or all when result is empty.
-func (s *Server) listRuns(ctx context.Context, f store.RunFilter, result string) ([]*store.Run, error) {
+func (s *Server) listRuns(ctx context.Context, f store.RunFilter, result string) ([]*run.Run, error) {
 	switch result {
 	case "":
 		f.Limit = recentRuns
@@ -258,7 +259,7 @@ func (s *Server) listRuns(ctx context.Context, f store.RunFilter, result string)
 	if err != nil {
 		return nil, err
 	}
-	runs = slices.DeleteFunc(runs, func(r *store.Run) bool { return !r.Finished() || string(r.Result) != result })
+	runs = slices.DeleteFunc(runs, func(r *run.Run) bool { return !r.Finished() || string(r.Result) != result })
 	if len(runs) > recentRuns {
 		runs = runs[:recentRuns]
 	}
@@ -283,7 +284,7 @@ type runPageView struct {
 
 // runPhases lists the phases from queued to done with their durations;
 // a phase that has not ended shows how long it has run so far.
-func runPhases(now time.Time, r *store.Run) []phaseView {
+func runPhases(now time.Time, r *run.Run) []phaseView {
 	marks := []struct {
 		name  string
 		start time.Time
@@ -322,15 +323,15 @@ func runPhases(now time.Time, r *store.Run) []phaseView {
 
 // lookupRun reads the run of the {id} path value. When it fails it has
 // answered the request already, with 400, 404, 410 or 500.
-func (s *Server) lookupRun(w http.ResponseWriter, r *http.Request, ctx context.Context, fail func(status int, heading, msg string)) (*store.Run, bool) {
+func (s *Server) lookupRun(w http.ResponseWriter, r *http.Request, ctx context.Context, fail func(status int, heading, msg string)) (*run.Run, bool) {
 	id, ok := parseID(r)
 	if !ok {
 		fail(http.StatusBadRequest, "Not a run number", fmt.Sprintf("%q is not a run number; run addresses look like /runs/12.", r.PathValue("id")))
 		return nil, false
 	}
-	run, err := s.store.GetRun(ctx, id)
+	rn, err := s.store.GetRun(ctx, id)
 	if err == nil {
-		return run, true
+		return rn, true
 	}
 	if !errors.Is(err, store.ErrNotFound) {
 		s.log.Error("read run", "run", id, "err", err)
@@ -356,27 +357,27 @@ func (s *Server) lookupRun(w http.ResponseWriter, r *http.Request, ctx context.C
 func (s *Server) runPage(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := storeCtx(r)
 	defer cancel()
-	run, ok := s.lookupRun(w, r, ctx, func(status int, heading, msg string) { s.errorPage(w, r, status, heading, msg) })
+	rn, ok := s.lookupRun(w, r, ctx, func(status int, heading, msg string) { s.errorPage(w, r, status, heading, msg) })
 	if !ok {
 		return
 	}
-	logs, err := s.store.TestLogs(ctx, run.ID)
+	logs, err := s.store.TestLogs(ctx, rn.ID)
 	if err != nil {
 		s.internalError(w, r, err)
 		return
 	}
 	now := s.now()
 	v := runPageView{
-		Title:  fmt.Sprintf("Run %d: %s", run.ID, runStatus(run)),
-		Run:    s.runView(now, run),
-		Phases: runPhases(now, run),
+		Title:  fmt.Sprintf("Run %d: %s", rn.ID, runStatus(rn)),
+		Run:    s.runView(now, rn),
+		Phases: runPhases(now, rn),
 		Logs:   numberLogs(logs),
 	}
-	if run.Env != "" {
-		env, err := s.store.GetEnv(ctx, run.Env)
+	if rn.Env != "" {
+		env, err := s.store.GetEnv(ctx, rn.Env)
 		switch {
 		case err == nil:
-			if env.Status != store.EnvGone {
+			if env.Status != run.EnvGone {
 				v.EnvURL = env.URL
 			}
 		case !errors.Is(err, store.ErrNotFound):
@@ -390,22 +391,22 @@ func (s *Server) runPage(w http.ResponseWriter, r *http.Request) {
 func (s *Server) runLog(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := storeCtx(r)
 	defer cancel()
-	run, ok := s.lookupRun(w, r, ctx, func(status int, _, msg string) { http.Error(w, msg, status) })
+	rn, ok := s.lookupRun(w, r, ctx, func(status int, _, msg string) { http.Error(w, msg, status) })
 	if !ok {
 		return
 	}
-	logs, err := s.store.TestLogs(ctx, run.ID)
+	logs, err := s.store.TestLogs(ctx, rn.ID)
 	if err != nil {
-		s.log.Error("read test logs", "run", run.ID, "err", err)
+		s.log.Error("read test logs", "run", rn.ID, "err", err)
 		http.Error(w, "could not read the test logs", http.StatusInternalServerError)
 		return
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("Content-Disposition", `attachment; filename="ductbot-run-`+strconv.FormatInt(run.ID, 10)+`.log"`)
+	h.Set("Content-Disposition", `attachment; filename="ductbot-run-`+strconv.FormatInt(rn.ID, 10)+`.log"`)
 	h.Set("Cache-Control", "no-cache")
 	if err := writeRawLog(w, logs); err != nil {
-		s.log.Debug("write raw log", "run", run.ID, "err", err)
+		s.log.Debug("write raw log", "run", rn.ID, "err", err)
 	}
 }
 
@@ -442,8 +443,8 @@ func (s *Server) envPage(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, http.StatusNotFound, "No such environment", fmt.Sprintf("There is no environment called %q, and none by that name ever ran.", name))
 		return
 	}
-	for _, run := range runs {
-		v.Runs = append(v.Runs, s.runView(now, run))
+	for _, rn := range runs {
+		v.Runs = append(v.Runs, s.runView(now, rn))
 	}
 	s.render(w, r, http.StatusOK, s.pages.env, v)
 }

@@ -6,13 +6,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ductbot/ductbot/core/store"
+	"github.com/ductbot/ductbot/core/run"
 )
 
 // A queued run's page says where it waits in the deploy queue.
 func TestRunPageShowsQueuePosition(t *testing.T) {
 	f := newFixture(t, nil)
-	r := &store.Run{Env: "change-12345", Project: project, Change: 12345, PatchSet: 4, State: store.StateQueued, Trigger: store.TriggerUpload}
+	r := &run.Run{Env: "change-12345", Project: project, Change: 12345, PatchSet: 4, State: run.StateQueued, Trigger: run.TriggerUpload}
 	if err := f.store.CreateRun(t.Context(), r); err != nil {
 		t.Fatal(err)
 	}

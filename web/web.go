@@ -18,17 +18,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ductbot/ductbot/core/metrics"
+	"github.com/ductbot/ductbot/core/run"
 	"github.com/ductbot/ductbot/core/store"
 )
 
 // Reader is the part of the store the web pages read.
 type Reader interface {
-	GetRun(ctx context.Context, id int64) (*store.Run, error)
+	GetRun(ctx context.Context, id int64) (*run.Run, error)
 	RunExisted(ctx context.Context, id int64) (bool, error)
-	ListRuns(ctx context.Context, f store.RunFilter) ([]*store.Run, error)
-	TestLogs(ctx context.Context, runID int64) ([]store.TestLog, error)
-	GetEnv(ctx context.Context, name string) (*store.Env, error)
-	ListEnvs(ctx context.Context, f store.EnvFilter) ([]*store.Env, error)
+	ListRuns(ctx context.Context, f store.RunFilter) ([]*run.Run, error)
+	TestLogs(ctx context.Context, runID int64) ([]run.TestLog, error)
+	GetEnv(ctx context.Context, name string) (*run.Env, error)
+	ListEnvs(ctx context.Context, f store.EnvFilter) ([]*run.Env, error)
 }
 
 var _ Reader = (*store.Store)(nil)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ductbot/ductbot/core/run"
 	"github.com/ductbot/ductbot/core/store"
 )
 
@@ -313,7 +314,7 @@ func TestHealthAndReady(t *testing.T) {
 
 func TestMetrics(t *testing.T) {
 	f := newFixture(t, nil)
-	f.metrics.RunsTotal.WithLabelValues(string(store.ResultPassed)).Add(3)
+	f.metrics.RunsTotal.WithLabelValues(string(run.ResultPassed)).Add(3)
 	f.metrics.QueueDepth.Set(2)
 	_, body := f.get(t, "/metrics", http.StatusOK)
 	wantContains(t, "metrics", body, `ductbot_runs_total{result="passed"} 3`, "ductbot_queue_depth 2", "go_goroutines")
@@ -412,7 +413,7 @@ func TestNumberLogsLong(t *testing.T) {
 	for i := 1; i <= maxShownLines+10; i++ {
 		fmt.Fprintf(&b, "line %d\n", i)
 	}
-	secs := numberLogs([]store.TestLog{{Pod: "a", Log: "x\ny"}, {Pod: "b", Log: b.String()}})
+	secs := numberLogs([]run.TestLog{{Pod: "a", Log: "x\ny"}, {Pod: "b", Log: b.String()}})
 	if len(secs) != 2 {
 		t.Fatalf("%d sections", len(secs))
 	}

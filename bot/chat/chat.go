@@ -27,7 +27,7 @@ type Identity struct {
 	Display string
 }
 
-// String is the identity as stored in store.Env.RequestedBy and
+// String is the identity as stored in run.Env.RequestedBy and
 // pipeline.EnvRequest.By, and matched by permission patterns:
 //
 //	slack:U123            Slack user ID

@@ -11,7 +11,7 @@ import (
 
 	"github.com/ductbot/ductbot/bot/chat"
 	"github.com/ductbot/ductbot/core/pipeline"
-	"github.com/ductbot/ductbot/core/store"
+	"github.com/ductbot/ductbot/core/run"
 )
 
 // maxListed bounds the environments !envs lists before pointing at the dashboard.
@@ -296,13 +296,13 @@ func changeText(change, ps int) string {
 	return fmt.Sprintf("%d/%d", change, ps)
 }
 
-func formatEnvs(list []*store.Env, now time.Time, dashboard string) chat.Message {
+func formatEnvs(list []*run.Env, now time.Time, dashboard string) chat.Message {
 	if len(list) == 0 {
 		return chat.Textf("No live environments.")
 	}
 	// Newest first; only the first maxListed need ordering.
 	shown := slices.Clone(list)
-	slices.SortFunc(shown, func(a, b *store.Env) int {
+	slices.SortFunc(shown, func(a, b *run.Env) int {
 		return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), strings.Compare(a.Name, b.Name))
 	})
 	m := chat.Message{Title: fmt.Sprintf("%d live environments:", len(list))}
@@ -315,7 +315,7 @@ func formatEnvs(list []*store.Env, now time.Time, dashboard string) chat.Message
 	return m
 }
 
-func envLine(e *store.Env, now time.Time) string {
+func envLine(e *run.Env, now time.Time) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "%s  %s  %s  age %s", e.Name, changeText(e.Change, e.PatchSet), e.Status, human(now.Sub(e.CreatedAt)))
 	switch {
@@ -324,7 +324,7 @@ func envLine(e *store.Env, now time.Time) string {
 	case !e.ExpiresAt.IsZero():
 		fmt.Fprintf(&sb, "  expires in %s", human(e.ExpiresAt.Sub(now)))
 	}
-	if e.Kind == store.EnvCustom && len(e.Matrix) > 0 {
+	if e.Kind == run.EnvCustom && len(e.Matrix) > 0 {
 		sb.WriteString("  " + matrixText(e.Matrix))
 	}
 	if e.URL != "" {
@@ -333,7 +333,7 @@ func envLine(e *store.Env, now time.Time) string {
 	return sb.String()
 }
 
-func formatStatus(env *store.Env, runs []*store.Run, b Backend, now time.Time) chat.Message {
+func formatStatus(env *run.Env, runs []*run.Run, b Backend, now time.Time) chat.Message {
 	m := chat.Message{Title: fmt.Sprintf("%s: change %s, %s", env.Name, changeText(env.Change, env.PatchSet), env.Status)}
 	if env.URL != "" {
 		m.Fields = append(m.Fields, chat.Field{Name: "url", Value: env.URL})
@@ -350,14 +350,14 @@ func formatStatus(env *store.Env, runs []*store.Run, b Backend, now time.Time) c
 	return m
 }
 
-func runState(r *store.Run) string {
+func runState(r *run.Run) string {
 	if r.Finished() {
 		return string(r.Result)
 	}
 	return string(r.State)
 }
 
-func matrixText(m store.Matrix) string {
+func matrixText(m run.Matrix) string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

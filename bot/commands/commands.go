@@ -7,14 +7,16 @@ package commands
 import (
 	"context"
 	"errors"
-	"github.com/ductbot/ductbot/internal/suggest"
 	"log/slog"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/ductbot/ductbot/internal/suggest"
+
 	"github.com/ductbot/ductbot/bot/chat"
 	"github.com/ductbot/ductbot/core/pipeline"
+	"github.com/ductbot/ductbot/core/run"
 	"github.com/ductbot/ductbot/core/store"
 )
 
@@ -22,9 +24,9 @@ import (
 // implements it; tests use a fake.
 type Backend interface {
 	RequestEnv(ctx context.Context, req pipeline.EnvRequest) (pipeline.Ticket, error)
-	Envs(ctx context.Context) ([]*store.Env, error)                              // live environments
-	Status(ctx context.Context, target string) (*store.Env, []*store.Run, error) // target: env name or change number; newest run first
-	Destroy(ctx context.Context, target, by string) (string, error)              // returns the env name destroyed
+	Envs(ctx context.Context) ([]*run.Env, error)                            // live environments
+	Status(ctx context.Context, target string) (*run.Env, []*run.Run, error) // target: env name or change number; newest run first
+	Destroy(ctx context.Context, target, by string) (string, error)          // returns the env name destroyed
 	Retest(ctx context.Context, target, by string, reply *pipeline.ReplyTo) (pipeline.Ticket, error)
 	Extend(ctx context.Context, env string, d time.Duration, by string) (time.Time, error) // returns new expiry
 	Keep(ctx context.Context, env string, keep bool, by string) error                      // protect from automatic cleanup

@@ -3,15 +3,16 @@ package commands
 import (
 	"errors"
 	"fmt"
-	"github.com/ductbot/ductbot/internal/suggest"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/ductbot/ductbot/internal/suggest"
+
 	"github.com/ductbot/ductbot/core/pipeline"
-	"github.com/ductbot/ductbot/core/store"
+	"github.com/ductbot/ductbot/core/run"
 )
 
 // ErrUsage marks an error in a command's arguments. Its message says what was
@@ -76,7 +77,7 @@ func ParseEnv(args []string, components []string) (pipeline.EnvRequest, error) {
 			return req, err
 		}
 		if req.Overrides == nil {
-			req.Overrides = store.Matrix{}
+			req.Overrides = run.Matrix{}
 		}
 		req.Overrides[key] = val
 	}

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ductbot/ductbot/core/store"
+	"github.com/ductbot/ductbot/core/run"
 )
 
 var testComponents = []string{"wiki", "orchestrator", "evaluator"}
@@ -17,18 +17,18 @@ func TestParseEnv(t *testing.T) {
 		args      string
 		change    int
 		ps        int
-		overrides store.Matrix
+		overrides run.Matrix
 		ttl       time.Duration
 		errHas    string // non-empty: an error containing this is expected
 	}{
 		{args: "12345", change: 12345},
 		{args: "12345/2", change: 12345, ps: 2},
-		{args: "12345 orchestrator=abc evaluator=def", change: 12345, overrides: store.Matrix{"orchestrator": "abc", "evaluator": "def"}},
-		{args: "12345 wiki=change:67890", change: 12345, overrides: store.Matrix{"wiki": "change:67890"}},
-		{args: "12345 wiki=change:67890/3 ttl=90m", change: 12345, overrides: store.Matrix{"wiki": "change:67890/3"}, ttl: 90 * time.Minute},
+		{args: "12345 orchestrator=abc evaluator=def", change: 12345, overrides: run.Matrix{"orchestrator": "abc", "evaluator": "def"}},
+		{args: "12345 wiki=change:67890", change: 12345, overrides: run.Matrix{"wiki": "change:67890"}},
+		{args: "12345 wiki=change:67890/3 ttl=90m", change: 12345, overrides: run.Matrix{"wiki": "change:67890/3"}, ttl: 90 * time.Minute},
 		{args: "1 ttl=3d", change: 1, ttl: 72 * time.Hour},
 		{args: "1 ttl=1d12h", change: 1, ttl: 36 * time.Hour},
-		{args: "1 orchestrator=" + strings.Repeat("a", 128), change: 1, overrides: store.Matrix{"orchestrator": strings.Repeat("a", 128)}},
+		{args: "1 orchestrator=" + strings.Repeat("a", 128), change: 1, overrides: run.Matrix{"orchestrator": strings.Repeat("a", 128)}},
 		{args: "", errHas: "which change"},
 		{args: "abc", errHas: "not a change number"},
 		{args: "0", errHas: "not a change number"},

@@ -8,14 +8,15 @@ import (
 	"time"
 
 	"github.com/ductbot/ductbot/core/pipeline"
+	"github.com/ductbot/ductbot/core/run"
 	"github.com/ductbot/ductbot/core/store"
 )
 
 // fakeBackend records calls and serves a fixed set of environments.
 type fakeBackend struct {
 	mu       sync.Mutex
-	envs     []*store.Env
-	runs     map[string][]*store.Run
+	envs     []*run.Env
+	runs     map[string][]*run.Run
 	requests []pipeline.EnvRequest
 	destroys []string
 	keeps    map[string]bool
@@ -23,21 +24,21 @@ type fakeBackend struct {
 }
 
 func newFake(n int) *fakeBackend {
-	f := &fakeBackend{runs: map[string][]*store.Run{}, keeps: map[string]bool{}}
+	f := &fakeBackend{runs: map[string][]*run.Run{}, keeps: map[string]bool{}}
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := range n {
 		name := fmt.Sprintf("e-%d", 10000+i)
-		f.envs = append(f.envs, &store.Env{
-			Name: name, Kind: store.EnvPatch, Change: 10000 + i, PatchSet: 1, Status: store.EnvReady,
+		f.envs = append(f.envs, &run.Env{
+			Name: name, Kind: run.EnvPatch, Change: 10000 + i, PatchSet: 1, Status: run.EnvReady,
 			URL: "https://" + name + ".example", CreatedAt: base.Add(time.Duration(i) * time.Minute),
-			ExpiresAt: base.Add(48 * time.Hour), Matrix: store.Matrix{"orchestrator": "v1"},
+			ExpiresAt: base.Add(48 * time.Hour), Matrix: run.Matrix{"orchestrator": "v1"},
 		})
-		f.runs[name] = []*store.Run{{ID: int64(i + 1), Env: name, Change: 10000 + i, PatchSet: 1, State: store.StateDone, Result: store.ResultPassed, CreatedAt: base}}
+		f.runs[name] = []*run.Run{{ID: int64(i + 1), Env: name, Change: 10000 + i, PatchSet: 1, State: run.StateDone, Result: run.ResultPassed, CreatedAt: base}}
 	}
 	return f
 }
 
-func (f *fakeBackend) find(target string) *store.Env {
+func (f *fakeBackend) find(target string) *run.Env {
 	for _, e := range f.envs {
 		if e.Name == target || strconv.Itoa(e.Change) == target {
 			return e
@@ -54,17 +55,17 @@ func (f *fakeBackend) RequestEnv(_ context.Context, req pipeline.EnvRequest) (pi
 	}
 	f.requests = append(f.requests, req)
 	name := fmt.Sprintf("e-%d-x", req.Change)
-	f.envs = append(f.envs, &store.Env{Name: name, Kind: store.EnvCustom, Change: req.Change, RequestedBy: req.By, Status: store.EnvDeploying})
+	f.envs = append(f.envs, &run.Env{Name: name, Kind: run.EnvCustom, Change: req.Change, RequestedBy: req.By, Status: run.EnvDeploying})
 	return pipeline.Ticket{Env: name, URL: "https://" + name + ".example", RunID: 77, Position: 2}, nil
 }
 
-func (f *fakeBackend) Envs(context.Context) ([]*store.Env, error) {
+func (f *fakeBackend) Envs(context.Context) ([]*run.Env, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.envs, nil
 }
 
-func (f *fakeBackend) Status(_ context.Context, target string) (*store.Env, []*store.Run, error) {
+func (f *fakeBackend) Status(_ context.Context, target string) (*run.Env, []*run.Run, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	e := f.find(target)

@@ -6,7 +6,7 @@ import (
 
 	"github.com/ductbot/ductbot/bot/chat"
 	"github.com/ductbot/ductbot/core/pipeline"
-	"github.com/ductbot/ductbot/core/store"
+	"github.com/ductbot/ductbot/core/run"
 )
 
 // maxSweepLines bounds the environments listed in one sweep summary.
@@ -29,7 +29,7 @@ func FormatAnnouncement(a pipeline.Announcement) chat.Message {
 	if r.Owner != "" {
 		title += " by " + chat.StripControl(r.Owner)
 	}
-	m := chat.Message{Title: title, Error: r.Result != store.ResultPassed}
+	m := chat.Message{Title: title, Error: r.Result != run.ResultPassed}
 	if a.Env.URL != "" {
 		m.Fields = append(m.Fields, chat.Field{Name: "env", Value: a.Env.URL})
 	}
@@ -39,17 +39,17 @@ func FormatAnnouncement(a pipeline.Announcement) chat.Message {
 	if a.CustomMatrix() && len(r.Matrix) > 0 {
 		m.Fields = append(m.Fields, chat.Field{Name: "matrix", Value: matrixText(r.Matrix)})
 	}
-	if r.Result == store.ResultError && r.Detail != "" {
+	if r.Result == run.ResultError && r.Detail != "" {
 		m.Lines = append(m.Lines, "detail: "+lastLine(r.Detail))
 	}
 	return m
 }
 
-func resultMark(r store.Result) string {
+func resultMark(r run.Result) string {
 	switch r {
-	case store.ResultPassed:
+	case run.ResultPassed:
 		return "✔"
-	case store.ResultFailed, store.ResultError:
+	case run.ResultFailed, run.ResultError:
 		return "✘"
 	default:
 		return "•"

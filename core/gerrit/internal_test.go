@@ -2,11 +2,12 @@ package gerrit
 
 import (
 	"encoding/json"
-	"github.com/ductbot/ductbot/internal/text"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/ductbot/ductbot/internal/text"
 )
 
 func TestTimestampJSON(t *testing.T) {

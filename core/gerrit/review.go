@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/ductbot/ductbot/internal/text"
 	"net/http"
 	"net/url"
+
+	"github.com/ductbot/ductbot/internal/text"
 )
 
 // MaxMessageBytes is Gerrit's default limit on a review message

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ductbot/ductbot/core/run"
 	"github.com/ductbot/ductbot/core/store"
 )
 
@@ -83,9 +84,9 @@ func (e *Engine) RequestEnv(ctx context.Context, req EnvRequest) (Ticket, error)
 
 	patchDefault := e.plan.Default()
 	patchDefault[proj.Component] = ref
-	kind, name := store.EnvCustom, CustomEnvName(ch.Number, m)
+	kind, name := run.EnvCustom, CustomEnvName(ch.Number, m)
 	if m.Equal(patchDefault) {
-		kind, name = store.EnvPatch, PatchEnvName(ch.Number)
+		kind, name = run.EnvPatch, PatchEnvName(ch.Number)
 	}
 	name = NamesFor(e.cfg.Kubernetes.NamespacePrefix, name).Env
 
@@ -109,23 +110,23 @@ func (e *Engine) RequestEnv(ctx context.Context, req EnvRequest) (Ticket, error)
 	}
 
 	existing, _ := e.store.GetEnv(ctx, name)
-	reused := existing != nil && existing.Status != store.EnvGone
+	reused := existing != nil && existing.Status != run.EnvGone
 	if !reused {
 		if err := e.checkCapacity(ctx); err != nil {
 			return Ticket{}, err
 		}
 	}
 	var envTTL time.Duration
-	if kind == store.EnvCustom {
+	if kind == run.EnvCustom {
 		envTTL = ttl
 	}
 	env, err := e.envRecord(ctx, name, kind, ch, m, req.By, envTTL)
 	if err != nil {
 		return Ticket{}, err
 	}
-	r := &store.Run{
+	r := &run.Run{
 		Env: env.Name, Project: ch.Project, Change: ch.Number, PatchSet: ch.PatchSet, Revision: ch.CurrentRevision,
-		Subject: ch.Subject, Owner: ch.Owner.String(), Matrix: m, Trigger: store.TriggerChat, RequestedBy: req.By,
+		Subject: ch.Subject, Owner: ch.Owner.String(), Matrix: m, Trigger: run.TriggerChat, RequestedBy: req.By,
 	}
 	pos, err := e.enqueue(ctx, r, env, req.ReplyTo)
 	if err != nil {
@@ -183,13 +184,13 @@ func (e *Engine) resolveRef(ctx context.Context, comp, ref string) (string, erro
 }
 
 // Envs lists the live environments, oldest first.
-func (e *Engine) Envs(ctx context.Context) ([]*store.Env, error) {
+func (e *Engine) Envs(ctx context.Context) ([]*run.Env, error) {
 	return e.store.ListEnvs(ctx, store.EnvFilter{Alive: true})
 }
 
 // findEnv resolves a chat target: an environment name, or a change number
 // (its own environment).
-func (e *Engine) findEnv(ctx context.Context, target string) (*store.Env, error) {
+func (e *Engine) findEnv(ctx context.Context, target string) (*run.Env, error) {
 	target = strings.TrimPrefix(strings.TrimSpace(target), "#")
 	if n, err := strconv.Atoi(target); err == nil {
 		target = PatchEnvName(n)
@@ -202,7 +203,7 @@ func (e *Engine) findEnv(ctx context.Context, target string) (*store.Env, error)
 }
 
 // Status is an environment and its latest runs, newest first.
-func (e *Engine) Status(ctx context.Context, target string) (*store.Env, []*store.Run, error) {
+func (e *Engine) Status(ctx context.Context, target string) (*run.Env, []*run.Run, error) {
 	env, err := e.findEnv(ctx, target)
 	if err != nil {
 		return nil, nil, err
@@ -217,7 +218,7 @@ func (e *Engine) Destroy(ctx context.Context, target, by string) (string, error)
 	if err != nil {
 		return "", err
 	}
-	if env.Status == store.EnvGone {
+	if env.Status == run.EnvGone {
 		return "", userErr("%s is already gone", env.Name)
 	}
 	return env.Name, e.DestroyEnv(ctx, env.Name, "destroyed by "+by)
@@ -238,7 +239,7 @@ func (e *Engine) DestroyEnv(ctx context.Context, name, reason string) error {
 		return err
 	}
 	defer e.releaseEnv(name)
-	env.Status = store.EnvTearingDown
+	env.Status = run.EnvTearingDown
 	if err := e.store.PutEnv(ctx, env); err != nil {
 		return err
 	}
@@ -246,7 +247,7 @@ func (e *Engine) DestroyEnv(ctx context.Context, name, reason string) error {
 	if err := e.cluster.Teardown(ctx, env.Namespace, env.Release, e.cfg.Kubernetes.DeployTimeout.D()); err != nil {
 		return fmt.Errorf("tearing down %s: %w", name, err)
 	}
-	env.Status, env.GoneAt = store.EnvGone, e.now().UTC()
+	env.Status, env.GoneAt = run.EnvGone, e.now().UTC()
 	return e.store.PutEnv(ctx, env)
 }
 
@@ -282,7 +283,7 @@ func (e *Engine) Retest(ctx context.Context, target, by string, reply *ReplyTo) 
 	if err != nil {
 		return Ticket{}, err
 	}
-	if env.Status != store.EnvReady {
+	if env.Status != run.EnvReady {
 		return Ticket{}, userErr("%s is %s; only a deployed environment can be retested", env.Name, env.Status)
 	}
 	last, err := e.store.ListRuns(ctx, store.RunFilter{Env: env.Name, Limit: 1})
@@ -290,9 +291,9 @@ func (e *Engine) Retest(ctx context.Context, target, by string, reply *ReplyTo) 
 		return Ticket{}, userErr("%s has no run to repeat", env.Name)
 	}
 	prev := last[0]
-	r := &store.Run{
+	r := &run.Run{
 		Env: env.Name, Project: prev.Project, Change: prev.Change, PatchSet: prev.PatchSet, Revision: prev.Revision,
-		Subject: prev.Subject, Owner: prev.Owner, Matrix: env.Matrix, Trigger: store.TriggerChat, RequestedBy: by, TestOnly: true,
+		Subject: prev.Subject, Owner: prev.Owner, Matrix: env.Matrix, Trigger: run.TriggerChat, RequestedBy: by, TestOnly: true,
 	}
 	env.ActiveAt = e.now().UTC()
 	if _, err := e.enqueue(ctx, r, env, reply); err != nil {

@@ -25,7 +25,7 @@ import (
 	"time"
 
 	"github.com/ductbot/ductbot/core/k8s/localcluster"
-	"github.com/ductbot/ductbot/core/store"
+	"github.com/ductbot/ductbot/core/run"
 )
 
 // quietTB keeps the engine's and poller's log lines out of the benchmark
@@ -96,8 +96,8 @@ func offPhase(b *testing.B, i int, interval time.Duration) {
 }
 
 // finishedRun waits until the only run of change n is done and reported.
-func (h *harness) finishedRun(n int) *store.Run {
-	var r *store.Run
+func (h *harness) finishedRun(n int) *run.Run {
+	var r *run.Run
 	h.waitFor(2*time.Minute, fmt.Sprintf("change %d's run to finish", n), func() bool {
 		runs := h.runs(n)
 		if len(runs) == 1 && runs[0].Finished() {
@@ -105,14 +105,14 @@ func (h *harness) finishedRun(n int) *store.Run {
 		}
 		return r != nil
 	})
-	if r.Result != store.ResultPassed {
+	if r.Result != run.ResultPassed {
 		h.t.Fatalf("change %d: run %s: %s, want passed", n, r.Result, r.Detail)
 	}
 	return r
 }
 
 // teardownRun removes the environment of a finished run.
-func (h *harness) teardownRun(r *store.Run) {
+func (h *harness) teardownRun(r *run.Run) {
 	env, err := h.store.GetEnv(context.Background(), r.Env)
 	if err != nil {
 		h.t.Fatal(err)

@@ -23,20 +23,21 @@ import (
 	"github.com/ductbot/ductbot/core/gerrit"
 	"github.com/ductbot/ductbot/core/k8s"
 	"github.com/ductbot/ductbot/core/metrics"
+	"github.com/ductbot/ductbot/core/run"
 	"github.com/ductbot/ductbot/core/store"
 	"helm.sh/helm/v3/pkg/chart"
 )
 
 // Store is the durable state the pipeline needs.
 type Store interface {
-	CreateRun(ctx context.Context, r *store.Run) error
-	UpdateRun(ctx context.Context, r *store.Run) error
-	GetRun(ctx context.Context, id int64) (*store.Run, error)
-	ListRuns(ctx context.Context, f store.RunFilter) ([]*store.Run, error)
-	PutEnv(ctx context.Context, e *store.Env) error
-	GetEnv(ctx context.Context, name string) (*store.Env, error)
-	ListEnvs(ctx context.Context, f store.EnvFilter) ([]*store.Env, error)
-	PutTestLogs(ctx context.Context, runID int64, logs []store.TestLog) error
+	CreateRun(ctx context.Context, r *run.Run) error
+	UpdateRun(ctx context.Context, r *run.Run) error
+	GetRun(ctx context.Context, id int64) (*run.Run, error)
+	ListRuns(ctx context.Context, f store.RunFilter) ([]*run.Run, error)
+	PutEnv(ctx context.Context, e *run.Env) error
+	GetEnv(ctx context.Context, name string) (*run.Env, error)
+	ListEnvs(ctx context.Context, f store.EnvFilter) ([]*run.Env, error)
+	PutTestLogs(ctx context.Context, runID int64, logs []run.TestLog) error
 	GetMeta(ctx context.Context, key string) (string, bool, error)
 	SetMeta(ctx context.Context, key, value string) error
 }
@@ -239,17 +240,17 @@ func (e *Engine) resume(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reading unfinished runs: %w", err)
 	}
-	slices.SortFunc(runs, func(a, b *store.Run) int { return int(a.ID - b.ID) })
+	slices.SortFunc(runs, func(a, b *run.Run) int { return int(a.ID - b.ID) })
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, r := range runs {
 		switch r.State {
-		case store.StateReporting:
+		case run.StateReporting:
 			// Already has its result; retryReports posts it if needed.
 			continue
-		case store.StateDeploying, store.StateTesting:
+		case run.StateDeploying, run.StateTesting:
 			e.log.Info("resuming a run interrupted by a restart", runAttrs(r)...)
-			r.State = store.StateQueued
+			r.State = run.StateQueued
 			if err := e.store.UpdateRun(ctx, r); err != nil {
 				return err
 			}
@@ -315,7 +316,7 @@ func (e *Engine) hasCapacity(ctx context.Context, env string) bool {
 	if max == 0 {
 		return true
 	}
-	if cur, err := e.store.GetEnv(ctx, env); err == nil && cur.Status != store.EnvGone {
+	if cur, err := e.store.GetEnv(ctx, env); err == nil && cur.Status != run.EnvGone {
 		return true
 	}
 	live, err := e.store.ListEnvs(ctx, store.EnvFilter{Alive: true})
@@ -340,8 +341,8 @@ func (e *Engine) Position(id int64) int {
 
 // enqueue persists a new run, supersedes the older unfinished runs of the
 // same environment, and queues it.
-func (e *Engine) enqueue(ctx context.Context, r *store.Run, env *store.Env, reply *ReplyTo) (int, error) {
-	r.State, r.CreatedAt = store.StateQueued, e.now().UTC()
+func (e *Engine) enqueue(ctx context.Context, r *run.Run, env *run.Env, reply *ReplyTo) (int, error) {
+	r.State, r.CreatedAt = run.StateQueued, e.now().UTC()
 	if err := e.store.PutEnv(ctx, env); err != nil {
 		return 0, fmt.Errorf("saving environment %s: %w", env.Name, err)
 	}
@@ -365,23 +366,23 @@ func (e *Engine) enqueue(ctx context.Context, r *store.Run, env *store.Env, repl
 // supersedeOlder ends the unfinished runs of r's environment that test an
 // older patch set (or the same environment's earlier request): queued ones at
 // once, running ones by canceling them. Only the newest is reported.
-func (e *Engine) supersedeOlder(ctx context.Context, r *store.Run) {
+func (e *Engine) supersedeOlder(ctx context.Context, r *run.Run) {
 	older, err := e.store.ListRuns(ctx, store.RunFilter{Env: r.Env, Unfinished: true})
 	if err != nil {
 		e.log.Error("listing runs to supersede", append(runAttrs(r), "err", err)...)
 		return
 	}
 	for _, o := range older {
-		if o.ID == r.ID || o.ID > r.ID || o.State == store.StateReporting {
+		if o.ID == r.ID || o.ID > r.ID || o.State == run.StateReporting {
 			continue
 		}
-		e.stop(ctx, o, store.ResultSuperseded, errSuperseded, fmt.Sprintf("superseded by run %d (patch set %d)", r.ID, r.PatchSet))
+		e.stop(ctx, o, run.ResultSuperseded, errSuperseded, fmt.Sprintf("superseded by run %d (patch set %d)", r.ID, r.PatchSet))
 	}
 }
 
 // stop ends an unfinished run with result: a queued run is finished here,
 // a running one is canceled and finishes itself.
-func (e *Engine) stop(ctx context.Context, r *store.Run, result store.Result, cause error, detail string) {
+func (e *Engine) stop(ctx context.Context, r *run.Run, result run.Result, cause error, detail string) {
 	e.mu.Lock()
 	if a, ok := e.active[r.ID]; ok {
 		a.cancel(cause)
@@ -390,7 +391,7 @@ func (e *Engine) stop(ctx context.Context, r *store.Run, result store.Result, ca
 	}
 	e.queue = slices.DeleteFunc(e.queue, func(id int64) bool { return id == r.ID })
 	e.mu.Unlock()
-	r.State, r.Result, r.Detail, r.FinishedAt = store.StateDone, result, detail, e.now().UTC()
+	r.State, r.Result, r.Detail, r.FinishedAt = run.StateDone, result, detail, e.now().UTC()
 	r.Reported = true // nothing to report for a run that never ran
 	if err := e.store.UpdateRun(ctx, r); err != nil {
 		e.log.Error("ending a run", append(runAttrs(r), "err", err)...)
@@ -414,12 +415,12 @@ func (e *Engine) cancelRuns(ctx context.Context, f store.RunFilter, why string) 
 		return
 	}
 	for _, r := range runs {
-		if r.State != store.StateReporting {
-			e.stop(ctx, r, store.ResultCanceled, errCanceled, why)
+		if r.State != run.StateReporting {
+			e.stop(ctx, r, run.ResultCanceled, errCanceled, why)
 		}
 	}
 }
 
-func runAttrs(r *store.Run) []any {
+func runAttrs(r *run.Run) []any {
 	return []any{"run", r.ID, "env", r.Env, "change", r.Change, "patchset", r.PatchSet}
 }

@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/ductbot/ductbot/internal/text"
 	"strings"
 	"time"
 
+	"github.com/ductbot/ductbot/internal/text"
+
 	"github.com/ductbot/ductbot/core/k8s"
-	"github.com/ductbot/ductbot/core/store"
+	"github.com/ductbot/ductbot/core/run"
 )
 
 // Phase is what a run's next step is, decided from its stored state.
@@ -25,13 +26,13 @@ const (
 
 // NextPhase picks a run's next step from what is stored: a pure function, so
 // that resuming after a crash does exactly what an uninterrupted run would.
-func NextPhase(r *store.Run) Phase {
+func NextPhase(r *run.Run) Phase {
 	switch {
-	case r.State == store.StateDone:
+	case r.State == run.StateDone:
 		return PhaseDone
-	case r.Result != store.ResultNone:
+	case r.Result != run.ResultNone:
 		return PhaseReport
-	case r.TestOnly || r.State == store.StateTesting && !r.DeployedAt.IsZero():
+	case r.TestOnly || r.State == run.StateTesting && !r.DeployedAt.IsZero():
 		return PhaseTest
 	default:
 		return PhaseDeploy
@@ -39,12 +40,12 @@ func NextPhase(r *store.Run) Phase {
 }
 
 // execute takes one run from wherever it is to done.
-func (e *Engine) execute(ctx context.Context, r *store.Run) {
+func (e *Engine) execute(ctx context.Context, r *run.Run) {
 	log := e.log.With(runAttrs(r)...)
 	env, err := e.store.GetEnv(context.WithoutCancel(ctx), r.Env)
 	if err != nil {
 		log.Error("run without its environment record", "err", err)
-		e.finish(r, nil, store.ResultError, "environment record missing: "+err.Error())
+		e.finish(r, nil, run.ResultError, "environment record missing: "+err.Error())
 		return
 	}
 	names := Names{Env: env.Release, Namespace: env.Namespace}
@@ -69,27 +70,27 @@ func (e *Engine) execute(ctx context.Context, r *store.Run) {
 
 // interrupted records why a running run stopped: superseded or canceled runs
 // end (without a report); at shutdown the run stays as it is, to resume.
-func (e *Engine) interrupted(r *store.Run, env *store.Env, cause error) {
+func (e *Engine) interrupted(r *run.Run, env *run.Env, cause error) {
 	switch {
 	case errors.Is(cause, errSuperseded):
-		e.finish(r, env, store.ResultSuperseded, cause.Error())
+		e.finish(r, env, run.ResultSuperseded, cause.Error())
 	case errors.Is(cause, errCanceled):
-		e.finish(r, env, store.ResultCanceled, cause.Error())
+		e.finish(r, env, run.ResultCanceled, cause.Error())
 	default:
 		e.log.Info("run left to resume after restart", append(runAttrs(r), "state", r.State)...)
 	}
 }
 
-func (e *Engine) deploy(ctx context.Context, r *store.Run, env *store.Env, names Names) {
+func (e *Engine) deploy(ctx context.Context, r *run.Run, env *run.Env, names Names) {
 	log := e.log.With(runAttrs(r)...)
-	r.State, r.StartedAt = store.StateDeploying, e.now().UTC()
-	env.Status, env.PatchSet, env.Revision, env.Matrix = store.EnvDeploying, r.PatchSet, r.Revision, r.Matrix
+	r.State, r.StartedAt = run.StateDeploying, e.now().UTC()
+	env.Status, env.PatchSet, env.Revision, env.Matrix = run.EnvDeploying, r.PatchSet, r.Revision, r.Matrix
 	e.save(r, env)
 	values, err := e.plan.Values(r.Matrix, EnvData{
 		Env: env.Name, Namespace: names.Namespace, Release: names.Env, Change: r.Change, URL: env.URL, Subject: r.Subject,
 	})
 	if err != nil {
-		e.finish(r, env, store.ResultError, "building chart values: "+err.Error())
+		e.finish(r, env, run.ResultError, "building chart values: "+err.Error())
 		return
 	}
 	rel := k8s.Release{
@@ -112,8 +113,8 @@ func (e *Engine) deploy(ctx context.Context, r *store.Run, env *store.Env, names
 		}
 		log.Warn("deploy failed", "attempt", r.Attempts, "err", err)
 		if r.Attempts > e.cfg.Kubernetes.Retries {
-			env.Status = store.EnvBroken
-			e.finish(r, env, store.ResultError, "deploy failed after "+fmt.Sprint(r.Attempts)+" attempts: "+text.LastLines(err.Error(), 12))
+			env.Status = run.EnvBroken
+			e.finish(r, env, run.ResultError, "deploy failed after "+fmt.Sprint(r.Attempts)+" attempts: "+text.LastLines(err.Error(), 12))
 			return
 		}
 		e.save(r, env)
@@ -124,15 +125,15 @@ func (e *Engine) deploy(ctx context.Context, r *store.Run, env *store.Env, names
 		}
 		backoff *= 2
 	}
-	r.State, r.DeployedAt = store.StateTesting, e.now().UTC()
-	env.Status = store.EnvReady
+	r.State, r.DeployedAt = run.StateTesting, e.now().UTC()
+	env.Status = run.EnvReady
 	e.save(r, env)
 	e.notifyDeployed(r, env)
 }
 
-func (e *Engine) test(ctx context.Context, r *store.Run, env *store.Env, names Names) {
+func (e *Engine) test(ctx context.Context, r *run.Run, env *run.Env, names Names) {
 	log := e.log.With(runAttrs(r)...)
-	r.State = store.StateTesting
+	r.State = run.StateTesting
 	if r.StartedAt.IsZero() {
 		r.StartedAt = e.now().UTC()
 	}
@@ -146,9 +147,9 @@ func (e *Engine) test(ctx context.Context, r *store.Run, env *store.Env, names N
 	e.metrics.TestDuration.Observe(e.now().Sub(start).Seconds())
 	r.TestedAt = e.now().UTC()
 	if res != nil && len(res.Pods) > 0 {
-		logs := make([]store.TestLog, 0, len(res.Pods))
+		logs := make([]run.TestLog, 0, len(res.Pods))
 		for _, p := range res.Pods {
-			logs = append(logs, store.TestLog{RunID: r.ID, Pod: p.Pod, Phase: p.Phase, Log: p.Log})
+			logs = append(logs, run.TestLog{RunID: r.ID, Pod: p.Pod, Phase: p.Phase, Log: p.Log})
 		}
 		if perr := e.store.PutTestLogs(context.WithoutCancel(ctx), r.ID, logs); perr != nil {
 			log.Error("saving test logs", "err", perr)
@@ -156,26 +157,26 @@ func (e *Engine) test(ctx context.Context, r *store.Run, env *store.Env, names N
 	}
 	switch {
 	case err != nil:
-		e.finish(r, env, store.ResultError, "tests could not run: "+text.LastLines(err.Error(), 12))
+		e.finish(r, env, run.ResultError, "tests could not run: "+text.LastLines(err.Error(), 12))
 	case res.Passed:
-		e.finish(r, env, store.ResultPassed, "")
+		e.finish(r, env, run.ResultPassed, "")
 	default:
-		e.finish(r, env, store.ResultFailed, res.Detail)
+		e.finish(r, env, run.ResultFailed, res.Detail)
 	}
 }
 
 // finish records a result. Runs that ran move on to reporting; superseded
 // and canceled ones are done, with nothing to report.
-func (e *Engine) finish(r *store.Run, env *store.Env, result store.Result, detail string) {
+func (e *Engine) finish(r *run.Run, env *run.Env, result run.Result, detail string) {
 	r.Result, r.Detail = result, detail
-	if result == store.ResultSuperseded || result == store.ResultCanceled {
-		r.State, r.FinishedAt, r.Reported = store.StateDone, e.now().UTC(), true
+	if result == run.ResultSuperseded || result == run.ResultCanceled {
+		r.State, r.FinishedAt, r.Reported = run.StateDone, e.now().UTC(), true
 		e.metrics.RunsTotal.WithLabelValues(string(result)).Inc()
-		if env != nil && env.Status == store.EnvDeploying {
-			env.Status = store.EnvBroken
+		if env != nil && env.Status == run.EnvDeploying {
+			env.Status = run.EnvBroken
 		}
 	} else {
-		r.State = store.StateReporting
+		r.State = run.StateReporting
 	}
 	e.save(r, env)
 	e.log.Info("run result", append(runAttrs(r), "result", result, "detail", firstLine(detail))...)
@@ -183,7 +184,7 @@ func (e *Engine) finish(r *store.Run, env *store.Env, result store.Result, detai
 
 // save persists the run and environment; a failing store is logged, and the
 // run goes on in memory (the next save may succeed).
-func (e *Engine) save(r *store.Run, env *store.Env) {
+func (e *Engine) save(r *run.Run, env *run.Env) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := e.store.UpdateRun(ctx, r); err != nil {
@@ -196,7 +197,7 @@ func (e *Engine) save(r *store.Run, env *store.Env) {
 	}
 }
 
-func envLabels(env *store.Env, r *store.Run) map[string]string {
+func envLabels(env *run.Env, r *run.Run) map[string]string {
 	return map[string]string{
 		k8s.LabelManagedBy: k8s.ManagedBy,
 		k8s.LabelEnv:       env.Name,

@@ -22,6 +22,7 @@ import (
 	"github.com/ductbot/ductbot/core/k8s/localcluster"
 	"github.com/ductbot/ductbot/core/metrics"
 	"github.com/ductbot/ductbot/core/pipeline"
+	"github.com/ductbot/ductbot/core/run"
 	"github.com/ductbot/ductbot/core/store"
 	"github.com/ductbot/ductbot/web"
 )
@@ -202,7 +203,7 @@ func (h *harness) reviews(change int) []gerrittest.RecordedReview {
 	return out
 }
 
-func (h *harness) runs(change int) []*store.Run {
+func (h *harness) runs(change int) []*run.Run {
 	runs, err := h.store.ListRuns(context.Background(), store.RunFilter{Change: change})
 	if err != nil {
 		h.t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ductbot/ductbot/core/pipeline"
+	"github.com/ductbot/ductbot/core/run"
 	"github.com/ductbot/ductbot/core/store"
 )
 
@@ -36,7 +37,7 @@ func TestUploadIsDeployedTestedAndVoted(t *testing.T) {
 
 	// The orchestrator runs the patch set's revision; the rest their defaults.
 	runs := h.runs(n)
-	if len(runs) != 1 || runs[0].Result != store.ResultPassed || runs[0].Matrix["orchestrator"] != sha || runs[0].Matrix["wiki"] != "wiki-stable" {
+	if len(runs) != 1 || runs[0].Result != run.ResultPassed || runs[0].Matrix["orchestrator"] != sha || runs[0].Matrix["wiki"] != "wiki-stable" {
 		t.Fatalf("runs = %+v, want one passed run with orchestrator=%s", runs, sha)
 	}
 	env, err := h.store.GetEnv(context.Background(), runs[0].Env)
@@ -72,7 +73,7 @@ func TestUploadIsDeployedTestedAndVoted(t *testing.T) {
 	if got := testutil.ToFloat64(h.metrics.RunsTotal.WithLabelValues("passed")); got != 1 {
 		t.Errorf("runs_total{result=passed} = %v, want 1", got)
 	}
-	if a := h.ann.all(); len(a) != 1 || a[0].Run.Result != store.ResultPassed || a[0].Channels[0] != "#wf" || a[0].CustomMatrix() {
+	if a := h.ann.all(); len(a) != 1 || a[0].Run.Result != run.ResultPassed || a[0].Channels[0] != "#wf" || a[0].CustomMatrix() {
 		t.Errorf("announcements = %+v, want one passed result for #wf with the default matrix", a)
 	}
 }
@@ -102,7 +103,7 @@ func TestNewPatchSetSupersedesRunningRun(t *testing.T) {
 	n := h.upload(0, "alice", "First try SLOW")
 	h.waitFor(60*time.Second, "patch set 1 in testing", func() bool {
 		runs := h.runs(n)
-		return len(runs) == 1 && runs[0].State == store.StateTesting
+		return len(runs) == 1 && runs[0].State == run.StateTesting
 	})
 	h.upload(n, "alice", "Second try")
 	h.waitFor(90*time.Second, "a vote on patch set 2", func() bool { return len(h.votes(n)) > 0 })
@@ -112,14 +113,14 @@ func TestNewPatchSetSupersedesRunningRun(t *testing.T) {
 	if len(votes) != 1 || votes[0].PatchSet != 2 || votes[0].Labels["Verified"] != 1 {
 		t.Fatalf("votes = %+v, want exactly one, +1 on patch set 2", votes)
 	}
-	byPS := map[int]*store.Run{}
+	byPS := map[int]*run.Run{}
 	for _, r := range h.runs(n) {
 		byPS[r.PatchSet] = r
 	}
-	if r := byPS[1]; r == nil || r.Result != store.ResultSuperseded {
+	if r := byPS[1]; r == nil || r.Result != run.ResultSuperseded {
 		t.Errorf("patch set 1 run = %+v, want superseded", r)
 	}
-	if r := byPS[2]; r == nil || r.Result != store.ResultPassed || r.Env != byPS[1].Env {
+	if r := byPS[2]; r == nil || r.Result != run.ResultPassed || r.Env != byPS[1].Env {
 		t.Errorf("patch set 2 run = %+v, want passed in the same environment", r)
 	}
 }
@@ -148,7 +149,7 @@ func TestUntrustedUploadWaitsForTrustedRecheck(t *testing.T) {
 	h.gerrit.AddComment(n, "carol", "recheck") // trusted through the devs group
 	h.waitFor(90*time.Second, "a vote after the trusted recheck", func() bool { return len(h.votes(n)) > 0 })
 	runs := h.runs(n)
-	if len(runs) != 1 || runs[0].Trigger != store.TriggerRecheck || runs[0].RequestedBy == "" {
+	if len(runs) != 1 || runs[0].Trigger != run.TriggerRecheck || runs[0].RequestedBy == "" {
 		t.Errorf("runs = %+v, want one recheck run", runs)
 	}
 }
@@ -174,12 +175,12 @@ func TestAbandonCancelsRun(t *testing.T) {
 	n := h.upload(0, "alice", "Doomed SLOW")
 	h.waitFor(60*time.Second, "the run in testing", func() bool {
 		runs := h.runs(n)
-		return len(runs) == 1 && runs[0].State == store.StateTesting
+		return len(runs) == 1 && runs[0].State == run.StateTesting
 	})
 	h.gerrit.SetStatus(n, "ABANDONED")
 	h.waitFor(60*time.Second, "the run canceled", func() bool {
 		runs := h.runs(n)
-		return runs[0].Result == store.ResultCanceled
+		return runs[0].Result == run.ResultCanceled
 	})
 	if v := h.votes(n); len(v) != 0 {
 		t.Errorf("votes on an abandoned change: %+v", v)
@@ -210,7 +211,7 @@ func TestRestartMidRunVotesOnce(t *testing.T) {
 	n := h.upload(0, "alice", "Survive a restart SLOW")
 	h.waitFor(60*time.Second, "the run in testing", func() bool {
 		runs := h.runs(n)
-		return len(runs) == 1 && runs[0].State == store.StateTesting
+		return len(runs) == 1 && runs[0].State == run.StateTesting
 	})
 	h.stop() // in-flight test cut short: the run stays in testing, to resume
 
@@ -236,7 +237,7 @@ func TestIdenticalEnvRequestsBuildOnce(t *testing.T) {
 	h := newHarness(t, "")
 	h.start()
 	n := h.upload(0, "mallory", "Untrusted, so only chat deploys it")
-	req := pipeline.EnvRequest{Change: n, Overrides: store.Matrix{"evaluator": "abc"}, By: "console:local"}
+	req := pipeline.EnvRequest{Change: n, Overrides: run.Matrix{"evaluator": "abc"}, By: "console:local"}
 	tickets := make(chan pipeline.Ticket, 2)
 	errs := make(chan error, 2)
 	for range 2 {
@@ -271,13 +272,13 @@ func TestChatReplySurvivesRestart(t *testing.T) {
 	h.start()
 	n := h.upload(0, "mallory", "Asked for in chat SLOW")
 	to := &pipeline.ReplyTo{Network: "slack", Channel: "C1", Thread: "1700000000.1", User: "slack:U1"}
-	tk, err := h.engine.RequestEnv(context.Background(), pipeline.EnvRequest{Change: n, Overrides: store.Matrix{"wiki": "w2"}, By: "slack:U1", ReplyTo: to})
+	tk, err := h.engine.RequestEnv(context.Background(), pipeline.EnvRequest{Change: n, Overrides: run.Matrix{"wiki": "w2"}, By: "slack:U1", ReplyTo: to})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.waitFor(60*time.Second, "the run in testing", func() bool {
 		r, err := h.store.GetRun(context.Background(), tk.RunID)
-		return err == nil && r.State == store.StateTesting
+		return err == nil && r.State == run.StateTesting
 	})
 	h.stop()
 	h.start()

@@ -11,7 +11,7 @@ import (
 	"text/template"
 
 	"github.com/ductbot/ductbot/config"
-	"github.com/ductbot/ductbot/core/store"
+	"github.com/ductbot/ductbot/core/run"
 )
 
 // MaxReleaseName is Helm's limit on release names.
@@ -28,7 +28,7 @@ func PatchEnvName(change int) string { return fmt.Sprintf("change-%d", change) }
 
 // CustomEnvName names the environment of a change with a custom matrix: the
 // same change and matrix always give the same name.
-func CustomEnvName(change int, m store.Matrix) string {
+func CustomEnvName(change int, m run.Matrix) string {
 	return fmt.Sprintf("change-%d-%s", change, m.Hash())
 }
 
@@ -66,8 +66,8 @@ type MatrixPlan struct {
 func NewMatrixPlan(cfg *config.Config) *MatrixPlan { return &MatrixPlan{cfg: cfg} }
 
 // Default is the matrix every component at its default ref.
-func (p *MatrixPlan) Default() store.Matrix {
-	m := store.Matrix{}
+func (p *MatrixPlan) Default() run.Matrix {
+	m := run.Matrix{}
 	for _, c := range p.cfg.Components {
 		m[c.Name] = c.DefaultRef
 	}
@@ -115,7 +115,7 @@ func (p *MatrixPlan) URL(d EnvData) (string, error) {
 // Values builds the chart values of an environment: the base values, each
 // component's ref at its configured paths, then the per-environment values.
 // The result shares nothing with the configuration.
-func (p *MatrixPlan) Values(m store.Matrix, d EnvData) (map[string]any, error) {
+func (p *MatrixPlan) Values(m run.Matrix, d EnvData) (map[string]any, error) {
 	vals := deepCopy(p.cfg.Chart.Values)
 	for _, c := range p.cfg.Components {
 		ref, ok := m[c.Name]
@@ -195,7 +195,7 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // FormatMatrix is "a=1, b=2" in name order.
-func FormatMatrix(m store.Matrix) string {
+func FormatMatrix(m run.Matrix) string {
 	parts := make([]string, 0, len(m))
 	for _, k := range sortedKeys(m) {
 		parts = append(parts, k+"="+m[k])

@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/ductbot/ductbot/core/store"
+	"github.com/ductbot/ductbot/core/run"
 )
 
 // ReplyTo says where a chat request came from, so that the result of the run
@@ -19,12 +19,12 @@ type ReplyTo struct {
 
 // Announcement is one run's result, handed to every Announcer.
 type Announcement struct {
-	Run           store.Run
-	Env           store.Env
-	Channels      []string     // the channels configured for the change's project
-	RunURL        string       // the run's log page
-	DefaultMatrix store.Matrix // the matrix a per-change environment would run
-	ReplyTo       *ReplyTo     // set for runs started from chat
+	Run           run.Run
+	Env           run.Env
+	Channels      []string   // the channels configured for the change's project
+	RunURL        string     // the run's log page
+	DefaultMatrix run.Matrix // the matrix a per-change environment would run
+	ReplyTo       *ReplyTo   // set for runs started from chat
 }
 
 // CustomMatrix reports whether the run's matrix differs from the default one.
@@ -55,8 +55,8 @@ type SweepAction struct {
 // EnvRequest is a request from chat for an environment.
 type EnvRequest struct {
 	Change    int
-	PatchSet  int          // 0: the current patch set
-	Overrides store.Matrix // component -> ref, already syntax-checked by the caller
+	PatchSet  int        // 0: the current patch set
+	Overrides run.Matrix // component -> ref, already syntax-checked by the caller
 	TTL       time.Duration
 	By        string // the asker's stable identity
 	ReplyTo   *ReplyTo

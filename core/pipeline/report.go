@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/ductbot/ductbot/internal/text"
 	"strings"
 	"time"
 
+	"github.com/ductbot/ductbot/internal/text"
+
 	"github.com/ductbot/ductbot/core/gerrit"
+	"github.com/ductbot/ductbot/core/run"
 	"github.com/ductbot/ductbot/core/store"
 )
 
@@ -25,15 +27,15 @@ func (e *Engine) DashboardURL() string { return e.cfg.Web.PublicURL + "/" }
 // ReviewFor is the Gerrit review of a finished run: the vote (none for an
 // infrastructure error unless vote_on_error), the message and whom to notify.
 // A pure function of the run and the configuration.
-func ReviewFor(r *store.Run, env *store.Env, runURL, label string, voteOnError bool, notifySuccess, notifyFailure string) gerrit.Review {
+func ReviewFor(r *run.Run, env *run.Env, runURL, label string, voteOnError bool, notifySuccess, notifyFailure string) gerrit.Review {
 	var b strings.Builder
 	vote := 0
 	notify := notifyFailure
 	switch r.Result {
-	case store.ResultPassed:
+	case run.ResultPassed:
 		vote, notify = 1, notifySuccess
 		fmt.Fprintf(&b, "ductbot: the end-to-end tests PASSED on patch set %d.\n", r.PatchSet)
-	case store.ResultFailed:
+	case run.ResultFailed:
 		vote = -1
 		fmt.Fprintf(&b, "ductbot: the end-to-end tests FAILED on patch set %d.\n", r.PatchSet)
 	default:
@@ -61,7 +63,7 @@ func ReviewFor(r *store.Run, env *store.Env, runURL, label string, voteOnError b
 	return rev
 }
 
-func runDuration(r *store.Run) time.Duration {
+func runDuration(r *run.Run) time.Duration {
 	end := r.TestedAt
 	if end.IsZero() {
 		end = r.FinishedAt
@@ -75,7 +77,7 @@ func runDuration(r *store.Run) time.Duration {
 // report posts the run's review to Gerrit (once), announces the result and
 // marks the run done. A review that cannot be posted now (Gerrit down) leaves
 // the run in reporting; retryReports tries again later.
-func (e *Engine) report(ctx context.Context, r *store.Run, env *store.Env) {
+func (e *Engine) report(ctx context.Context, r *run.Run, env *run.Env) {
 	if !r.Reported {
 		if err := e.postReview(ctx, r, env); err != nil {
 			e.log.Warn("posting the review failed; will retry", append(runAttrs(r), "err", err)...)
@@ -84,7 +86,7 @@ func (e *Engine) report(ctx context.Context, r *store.Run, env *store.Env) {
 		r.Reported = true
 		e.save(r, nil)
 	}
-	r.State, r.FinishedAt = store.StateDone, e.now().UTC()
+	r.State, r.FinishedAt = run.StateDone, e.now().UTC()
 	e.save(r, nil)
 	e.metrics.RunsTotal.WithLabelValues(string(r.Result)).Inc()
 	e.announce(ctx, r, env)
@@ -94,9 +96,9 @@ func (e *Engine) report(ctx context.Context, r *store.Run, env *store.Env) {
 // from chat for a custom matrix (its result goes to chat only), a patch set
 // that is no longer current, or a closed change. It returns an error only
 // when trying again later can help.
-func (e *Engine) postReview(ctx context.Context, r *store.Run, env *store.Env) error {
+func (e *Engine) postReview(ctx context.Context, r *run.Run, env *run.Env) error {
 	log := e.log.With(runAttrs(r)...)
-	if r.Change == 0 || r.Revision == "" || (env != nil && env.Kind == store.EnvCustom) {
+	if r.Change == 0 || r.Revision == "" || (env != nil && env.Kind == run.EnvCustom) {
 		return nil
 	}
 	rc := e.cfg.Report
@@ -181,7 +183,7 @@ func (e *Engine) retryPendingReports(ctx context.Context) {
 		return
 	}
 	for _, r := range runs {
-		if r.State != store.StateReporting {
+		if r.State != run.StateReporting {
 			continue
 		}
 		e.mu.Lock()
@@ -195,7 +197,7 @@ func (e *Engine) retryPendingReports(ctx context.Context) {
 	}
 }
 
-func (e *Engine) announce(ctx context.Context, r *store.Run, env *store.Env) {
+func (e *Engine) announce(ctx context.Context, r *run.Run, env *run.Env) {
 	reply := e.replyFor(ctx, r.ID, true)
 	if e.announc == nil {
 		return
@@ -207,7 +209,7 @@ func (e *Engine) announce(ctx context.Context, r *store.Run, env *store.Env) {
 	if p, ok := e.cfg.Project(r.Project); ok {
 		a.Channels = p.Channels
 	}
-	if env != nil && env.Kind == store.EnvPatch {
+	if env != nil && env.Kind == run.EnvPatch {
 		// A change's own environment runs the defaults plus its patch set:
 		// that is its default matrix, not a custom one.
 		a.DefaultMatrix = r.Matrix
@@ -223,7 +225,7 @@ type Notifier interface {
 	Notify(ctx context.Context, to ReplyTo, text string) error
 }
 
-func (e *Engine) notifyDeployed(r *store.Run, env *store.Env) {
+func (e *Engine) notifyDeployed(r *run.Run, env *run.Env) {
 	reply := e.replyFor(context.Background(), r.ID, false)
 	n, ok := e.announc.(Notifier)
 	if reply == nil || !ok {

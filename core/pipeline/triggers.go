@@ -14,6 +14,7 @@ import (
 
 	"github.com/ductbot/ductbot/config"
 	"github.com/ductbot/ductbot/core/gerrit"
+	"github.com/ductbot/ductbot/core/run"
 	"github.com/ductbot/ductbot/core/store"
 )
 
@@ -53,14 +54,14 @@ func (e *Engine) handleChange(ctx context.Context, ch *gerrit.Change) error {
 	if err != nil {
 		return fmt.Errorf("listing runs of change %d: %w", ch.Number, err)
 	}
-	if !hasTrigger(runs, store.TriggerUpload, store.TriggerRecheck) {
+	if !hasTrigger(runs, run.TriggerUpload, run.TriggerRecheck) {
 		trusted, err := e.trust.trusted(ctx, proj.Trusted, ch.Uploader)
 		switch {
 		case err != nil:
 			log.Warn("could not check whether the uploader is trusted; will retry", "err", err)
 			return err
 		case trusted:
-			if _, err := e.startPatchRun(ctx, ch, store.TriggerUpload, ch.Uploader.String(), nil); err != nil {
+			if _, err := e.startPatchRun(ctx, ch, run.TriggerUpload, ch.Uploader.String(), nil); err != nil {
 				return err
 			}
 		default:
@@ -74,7 +75,7 @@ func (e *Engine) handleChange(ctx context.Context, ch *gerrit.Change) error {
 	return e.handleRechecks(ctx, ch, proj)
 }
 
-func hasTrigger(runs []*store.Run, ts ...store.Trigger) bool {
+func hasTrigger(runs []*run.Run, ts ...run.Trigger) bool {
 	for _, r := range runs {
 		if slices.Contains(ts, r.Trigger) {
 			return true
@@ -121,7 +122,7 @@ func (e *Engine) handleRechecks(ctx context.Context, ch *gerrit.Change, proj con
 			e.log.Info("ignoring recheck from an untrusted account", "change", ch.Number, "author", m.Author.String())
 			continue
 		}
-		if _, err := e.startPatchRun(ctx, ch, store.TriggerRecheck, m.Author.String(), nil); err != nil {
+		if _, err := e.startPatchRun(ctx, ch, run.TriggerRecheck, m.Author.String(), nil); err != nil {
 			return err
 		}
 	}
@@ -133,7 +134,7 @@ func (e *Engine) handleRechecks(ctx context.Context, ch *gerrit.Change, proj con
 
 // startPatchRun queues a run of a change's current patch set in the change's
 // own environment, with the default matrix plus the patch set's component.
-func (e *Engine) startPatchRun(ctx context.Context, ch *gerrit.Change, trigger store.Trigger, by string, reply *ReplyTo) (*store.Run, error) {
+func (e *Engine) startPatchRun(ctx context.Context, ch *gerrit.Change, trigger run.Trigger, by string, reply *ReplyTo) (*run.Run, error) {
 	proj, _ := e.cfg.Project(ch.Project)
 	ref, err := e.plan.PatchRef(proj.Component, refData(ch))
 	if err != nil {
@@ -141,11 +142,11 @@ func (e *Engine) startPatchRun(ctx context.Context, ch *gerrit.Change, trigger s
 	}
 	m := e.plan.Default()
 	m[proj.Component] = ref
-	env, err := e.envRecord(ctx, PatchEnvName(ch.Number), store.EnvPatch, ch, m, "", 0)
+	env, err := e.envRecord(ctx, PatchEnvName(ch.Number), run.EnvPatch, ch, m, "", 0)
 	if err != nil {
 		return nil, err
 	}
-	r := &store.Run{
+	r := &run.Run{
 		Env: env.Name, Project: ch.Project, Change: ch.Number, PatchSet: ch.PatchSet, Revision: ch.CurrentRevision,
 		Subject: ch.Subject, Owner: ch.Owner.String(), Matrix: m, Trigger: trigger, RequestedBy: by,
 	}
@@ -161,20 +162,20 @@ func refData(ch *gerrit.Change) RefData {
 
 // envRecord returns the environment's record, creating it when new, and
 // updated for the change and matrix about to be deployed.
-func (e *Engine) envRecord(ctx context.Context, name string, kind store.EnvKind, ch *gerrit.Change, m store.Matrix, by string, ttl time.Duration) (*store.Env, error) {
+func (e *Engine) envRecord(ctx context.Context, name string, kind run.EnvKind, ch *gerrit.Change, m run.Matrix, by string, ttl time.Duration) (*run.Env, error) {
 	now := e.now().UTC()
 	env, err := e.store.GetEnv(ctx, name)
-	if err != nil || env.Status == store.EnvGone {
+	if err != nil || env.Status == run.EnvGone {
 		names := NamesFor(e.cfg.Kubernetes.NamespacePrefix, name)
-		env = &store.Env{Name: names.Env, Namespace: names.Namespace, Release: names.Env, Kind: kind, CreatedAt: now, RequestedBy: by}
+		env = &run.Env{Name: names.Env, Namespace: names.Namespace, Release: names.Env, Kind: kind, CreatedAt: now, RequestedBy: by}
 		if url, uerr := e.plan.URL(EnvData{Env: names.Env, Namespace: names.Namespace, Release: names.Env, Change: ch.Number}); uerr == nil {
 			env.URL = url
 		}
 	}
 	env.Project, env.Change, env.Subject, env.Owner, env.Matrix = ch.Project, ch.Number, ch.Subject, ch.Owner.String(), m
 	env.ActiveAt, env.GoneAt = now, time.Time{}
-	if env.Status == "" || env.Status == store.EnvGone {
-		env.Status = store.EnvDeploying
+	if env.Status == "" || env.Status == run.EnvGone {
+		env.Status = run.EnvDeploying
 	}
 	if ttl > 0 {
 		env.ExpiresAt = now.Add(ttl)

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/ductbot/ductbot/core/run"
 )
 
 // Times are stored as UTC unix nanoseconds, and the zero time as NULL.
@@ -32,7 +34,7 @@ func utc(t time.Time) time.Time {
 	return time.Unix(0, t.UnixNano()).UTC()
 }
 
-func matrixArg(m Matrix) (string, error) {
+func matrixArg(m run.Matrix) (string, error) {
 	if m == nil {
 		return "{}", nil
 	}
@@ -44,8 +46,8 @@ func matrixArg(m Matrix) (string, error) {
 }
 
 // matrixOf decodes a stored matrix. An empty matrix comes back as nil.
-func matrixOf(s string) (Matrix, error) {
-	var m Matrix
+func matrixOf(s string) (run.Matrix, error) {
+	var m run.Matrix
 	if err := json.Unmarshal([]byte(s), &m); err != nil {
 		return nil, fmt.Errorf("decode matrix %q: %w", s, err)
 	}

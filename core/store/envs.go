@@ -6,15 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/ductbot/ductbot/core/run"
 )
 
 const envColumns = `name, namespace, release, kind, project, change_number, patch_set, revision,
 	subject, owner, matrix, url, status, protected, requested_by,
 	created_at, updated_at, active_at, expires_at, gone_at`
 
-func scanEnv(sc rowScanner) (*Env, error) {
+func scanEnv(sc rowScanner) (*run.Env, error) {
 	var (
-		e                     Env
+		e                     run.Env
 		kind, status, matrix  string
 		created, updated      int64
 		active, expires, gone sql.NullInt64
@@ -28,7 +30,7 @@ func scanEnv(sc rowScanner) (*Env, error) {
 	if e.Matrix, err = matrixOf(matrix); err != nil {
 		return nil, fmt.Errorf("env %s: %w", e.Name, err)
 	}
-	e.Kind, e.Status = EnvKind(kind), EnvStatus(status)
+	e.Kind, e.Status = run.EnvKind(kind), run.EnvStatus(status)
 	e.CreatedAt = timeOf(sql.NullInt64{Int64: created, Valid: true})
 	e.UpdatedAt = timeOf(sql.NullInt64{Int64: updated, Valid: true})
 	e.ActiveAt, e.ExpiresAt, e.GoneAt = timeOf(active), timeOf(expires), timeOf(gone)
@@ -38,7 +40,7 @@ func scanEnv(sc rowScanner) (*Env, error) {
 // PutEnv inserts e, or replaces the environment of the same Name. It sets
 // e.UpdatedAt to now. A zero e.CreatedAt means "keep the stored one" (now,
 // for a new environment); e.CreatedAt is set to the value stored.
-func (s *Store) PutEnv(ctx context.Context, e *Env) error {
+func (s *Store) PutEnv(ctx context.Context, e *run.Env) error {
 	if e.Name == "" {
 		return errors.New("put env: empty name")
 	}
@@ -74,7 +76,7 @@ func (s *Store) PutEnv(ctx context.Context, e *Env) error {
 }
 
 // GetEnv returns the environment with the given name, or ErrNotFound.
-func (s *Store) GetEnv(ctx context.Context, name string) (*Env, error) {
+func (s *Store) GetEnv(ctx context.Context, name string) (*run.Env, error) {
 	e, err := scanEnv(s.r.QueryRowContext(ctx, `SELECT `+envColumns+` FROM envs WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("env %s: %w", name, ErrNotFound)
@@ -86,7 +88,7 @@ func (s *Store) GetEnv(ctx context.Context, name string) (*Env, error) {
 }
 
 // ListEnvs returns the environments f selects, oldest first.
-func (s *Store) ListEnvs(ctx context.Context, f EnvFilter) ([]*Env, error) {
+func (s *Store) ListEnvs(ctx context.Context, f EnvFilter) ([]*run.Env, error) {
 	var (
 		where []string
 		args  []any
@@ -104,7 +106,7 @@ func (s *Store) ListEnvs(ctx context.Context, f EnvFilter) ([]*Env, error) {
 		where, args = append(where, "requested_by = ?"), append(args, f.RequestedBy)
 	}
 	if f.Alive {
-		where, args = append(where, "status <> ?"), append(args, string(EnvGone))
+		where, args = append(where, "status <> ?"), append(args, string(run.EnvGone))
 	}
 	q := `SELECT ` + envColumns + ` FROM envs`
 	if len(where) > 0 {
@@ -116,7 +118,7 @@ func (s *Store) ListEnvs(ctx context.Context, f EnvFilter) ([]*Env, error) {
 		return nil, fmt.Errorf("list envs: %w", err)
 	}
 	defer rows.Close()
-	var envs []*Env
+	var envs []*run.Env
 	for rows.Next() {
 		e, err := scanEnv(rows)
 		if err != nil {

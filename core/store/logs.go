@@ -5,12 +5,14 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+
+	"github.com/ductbot/ductbot/core/run"
 )
 
 // PutTestLogs replaces the test logs of run runID with logs, kept in the
 // given order. The RunID fields of logs are ignored. It fails with
 // ErrNotFound if there is no such run.
-func (s *Store) PutTestLogs(ctx context.Context, runID int64, logs []TestLog) error {
+func (s *Store) PutTestLogs(ctx context.Context, runID int64, logs []run.TestLog) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var one int
 		err := tx.QueryRowContext(ctx, `SELECT 1 FROM runs WHERE id = ?`, runID).Scan(&one)
@@ -46,15 +48,15 @@ func (s *Store) PutTestLogs(ctx context.Context, runID int64, logs []TestLog) er
 
 // TestLogs returns the test logs of run runID in the order they were put.
 // A run without logs, or one that does not exist, has none.
-func (s *Store) TestLogs(ctx context.Context, runID int64) ([]TestLog, error) {
+func (s *Store) TestLogs(ctx context.Context, runID int64) ([]run.TestLog, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT pod, phase, log FROM test_logs WHERE run_id = ? ORDER BY seq`, runID)
 	if err != nil {
 		return nil, fmt.Errorf("test logs of run %d: %w", runID, err)
 	}
 	defer rows.Close()
-	var logs []TestLog
+	var logs []run.TestLog
 	for rows.Next() {
-		l := TestLog{RunID: runID}
+		l := run.TestLog{RunID: runID}
 		if err := rows.Scan(&l.Pod, &l.Phase, &l.Log); err != nil {
 			return nil, fmt.Errorf("test logs of run %d: %w", runID, err)
 		}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/ductbot/ductbot/core/run"
 )
 
 const runColumns = `id, env, project, change_number, patch_set, revision, subject, owner,
@@ -18,9 +20,9 @@ type rowScanner interface {
 	Scan(dest ...any) error
 }
 
-func scanRun(sc rowScanner) (*Run, error) {
+func scanRun(sc rowScanner) (*run.Run, error) {
 	var (
-		r                                   Run
+		r                                   run.Run
 		matrix                              string
 		created                             int64
 		started, deployed, tested, finished sql.NullInt64
@@ -35,14 +37,14 @@ func scanRun(sc rowScanner) (*Run, error) {
 	if r.Matrix, err = matrixOf(matrix); err != nil {
 		return nil, fmt.Errorf("run %d: %w", r.ID, err)
 	}
-	r.Trigger, r.State, r.Result = Trigger(trigger), State(state), Result(result)
+	r.Trigger, r.State, r.Result = run.Trigger(trigger), run.State(state), run.Result(result)
 	r.CreatedAt = timeOf(sql.NullInt64{Int64: created, Valid: true})
 	r.StartedAt, r.DeployedAt, r.TestedAt, r.FinishedAt = timeOf(started), timeOf(deployed), timeOf(tested), timeOf(finished)
 	return &r, nil
 }
 
 // runArgs returns the values of every column but id, in runColumns order.
-func runArgs(r *Run) ([]any, error) {
+func runArgs(r *run.Run) ([]any, error) {
 	matrix, err := matrixArg(r.Matrix)
 	if err != nil {
 		return nil, err
@@ -54,7 +56,7 @@ func runArgs(r *Run) ([]any, error) {
 
 // CreateRun inserts r and sets r.ID to the new, never reused, id. It sets
 // r.CreatedAt to now if it is zero. r.ID must be zero.
-func (s *Store) CreateRun(ctx context.Context, r *Run) error {
+func (s *Store) CreateRun(ctx context.Context, r *run.Run) error {
 	if r.ID != 0 {
 		return fmt.Errorf("create run: run already has id %d", r.ID)
 	}
@@ -84,7 +86,7 @@ func (s *Store) CreateRun(ctx context.Context, r *Run) error {
 // UpdateRun replaces the stored run r.ID with r, every field (a zero
 // CreatedAt keeps the stored one). It fails with ErrNotFound if there is no
 // such run (it may have been pruned).
-func (s *Store) UpdateRun(ctx context.Context, r *Run) error {
+func (s *Store) UpdateRun(ctx context.Context, r *run.Run) error {
 	args, err := runArgs(r)
 	if err != nil {
 		return fmt.Errorf("update run %d: %w", r.ID, err)
@@ -108,7 +110,7 @@ func (s *Store) UpdateRun(ctx context.Context, r *Run) error {
 }
 
 // GetRun returns the run with the given id, or ErrNotFound.
-func (s *Store) GetRun(ctx context.Context, id int64) (*Run, error) {
+func (s *Store) GetRun(ctx context.Context, id int64) (*run.Run, error) {
 	r, err := scanRun(s.r.QueryRowContext(ctx, `SELECT `+runColumns+` FROM runs WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("run %d: %w", id, ErrNotFound)
@@ -120,7 +122,7 @@ func (s *Store) GetRun(ctx context.Context, id int64) (*Run, error) {
 }
 
 // ListRuns returns the runs f selects, newest first.
-func (s *Store) ListRuns(ctx context.Context, f RunFilter) ([]*Run, error) {
+func (s *Store) ListRuns(ctx context.Context, f RunFilter) ([]*run.Run, error) {
 	var (
 		where []string
 		args  []any
@@ -153,7 +155,7 @@ func (s *Store) ListRuns(ctx context.Context, f RunFilter) ([]*Run, error) {
 		return nil, fmt.Errorf("list runs: %w", err)
 	}
 	defer rows.Close()
-	var runs []*Run
+	var runs []*run.Run
 	for rows.Next() {
 		r, err := scanRun(rows)
 		if err != nil {

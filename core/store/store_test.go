@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ductbot/ductbot/core/run"
 )
 
 func openTemp(t testing.TB) (*Store, string) {
@@ -35,8 +37,8 @@ func at(sec int64) time.Time {
 	return time.Unix(1_760_000_000+sec, 123_456_789).In(time.FixedZone("CEST", 2*3600))
 }
 
-func fullRun() *Run {
-	return &Run{
+func fullRun() *run.Run {
+	return &run.Run{
 		Env:         "change-12345",
 		Project:     "mediawiki/extensions/WikiLambda",
 		Change:      12345,
@@ -44,12 +46,12 @@ func fullRun() *Run {
 		Revision:    "0123456789abcdef0123456789abcdef01234567",
 		Subject:     `Fix <b>"quotes"</b> & 'things'`,
 		Owner:       "Jane Doe <jane@example.org>",
-		Matrix:      Matrix{"wiki": "change:12345/3", "orchestrator": "abc", "evaluator": "def"},
-		Trigger:     TriggerRecheck,
+		Matrix:      run.Matrix{"wiki": "change:12345/3", "orchestrator": "abc", "evaluator": "def"},
+		Trigger:     run.TriggerRecheck,
 		RequestedBy: "jane",
 		TestOnly:    true,
-		State:       StateDone,
-		Result:      ResultFailed,
+		State:       run.StateDone,
+		Result:      run.ResultFailed,
 		Attempts:    2,
 		Detail:      "test e2e failed\nline two",
 		Reported:    true,
@@ -62,7 +64,7 @@ func fullRun() *Run {
 }
 
 // utcRun is r with every time converted the way the store returns them.
-func utcRun(r Run) *Run {
+func utcRun(r run.Run) *run.Run {
 	for _, p := range []*time.Time{&r.CreatedAt, &r.StartedAt, &r.DeployedAt, &r.TestedAt, &r.FinishedAt} {
 		*p = utc(*p)
 	}
@@ -92,10 +94,10 @@ func TestRunRoundTrip(t *testing.T) {
 	}
 
 	// Every field changes on update.
-	up := &Run{
+	up := &run.Run{
 		ID: in.ID, Env: "custom-1", Project: "p2", Change: 7, PatchSet: 1, Revision: "ff",
-		Subject: "s2", Owner: "o2", Matrix: Matrix{"wiki": "main"}, Trigger: TriggerChat,
-		RequestedBy: "bob", TestOnly: false, State: StateTesting, Result: ResultNone, Attempts: 5,
+		Subject: "s2", Owner: "o2", Matrix: run.Matrix{"wiki": "main"}, Trigger: run.TriggerChat,
+		RequestedBy: "bob", TestOnly: false, State: run.StateTesting, Result: run.ResultNone, Attempts: 5,
 		Detail: "", Reported: false, CreatedAt: at(1000), StartedAt: at(1001),
 	}
 	if err := s.UpdateRun(ctx, up); err != nil {
@@ -115,7 +117,7 @@ func TestRunDefaults(t *testing.T) {
 	ctx := t.Context()
 	before := time.Now()
 
-	r := &Run{Env: "e", State: StateQueued}
+	r := &run.Run{Env: "e", State: run.StateQueued}
 	if err := s.CreateRun(ctx, r); err != nil {
 		t.Fatalf("CreateRun: %v", err)
 	}
@@ -140,7 +142,7 @@ func TestRunDefaults(t *testing.T) {
 
 	// A zero CreatedAt on update keeps the stored one.
 	got.CreatedAt = time.Time{}
-	got.State = StateDeploying
+	got.State = run.StateDeploying
 	if err := s.UpdateRun(ctx, got); err != nil {
 		t.Fatalf("UpdateRun: %v", err)
 	}
@@ -148,11 +150,11 @@ func TestRunDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatalf("GetRun: %v", err)
 	}
-	if !again.CreatedAt.Equal(r.CreatedAt) || again.State != StateDeploying {
-		t.Errorf("after update CreatedAt = %v, State = %q; want %v, %q", again.CreatedAt, again.State, r.CreatedAt, StateDeploying)
+	if !again.CreatedAt.Equal(r.CreatedAt) || again.State != run.StateDeploying {
+		t.Errorf("after update CreatedAt = %v, State = %q; want %v, %q", again.CreatedAt, again.State, r.CreatedAt, run.StateDeploying)
 	}
 
-	if err := s.CreateRun(ctx, &Run{ID: 99, Env: "e"}); err == nil {
+	if err := s.CreateRun(ctx, &run.Run{ID: 99, Env: "e"}); err == nil {
 		t.Error("CreateRun with an ID set succeeded, want an error")
 	}
 }
@@ -163,7 +165,7 @@ func TestRunNotFound(t *testing.T) {
 	if _, err := s.GetRun(ctx, 42); !errors.Is(err, ErrNotFound) {
 		t.Errorf("GetRun(42) error = %v, want ErrNotFound", err)
 	}
-	if err := s.UpdateRun(ctx, &Run{ID: 42, Env: "e"}); !errors.Is(err, ErrNotFound) {
+	if err := s.UpdateRun(ctx, &run.Run{ID: 42, Env: "e"}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("UpdateRun(42) error = %v, want ErrNotFound", err)
 	}
 }
@@ -171,11 +173,11 @@ func TestRunNotFound(t *testing.T) {
 func TestListRuns(t *testing.T) {
 	s, _ := openTemp(t)
 	ctx := t.Context()
-	specs := []Run{
-		{Env: "a", Project: "p1", Change: 1, PatchSet: 1, State: StateDone, Result: ResultPassed},
-		{Env: "a", Project: "p1", Change: 1, PatchSet: 2, State: StateTesting},
-		{Env: "b", Project: "p2", Change: 2, PatchSet: 1, State: StateQueued},
-		{Env: "c", Project: "p1", Change: 3, PatchSet: 1, State: StateDone, Result: ResultError},
+	specs := []run.Run{
+		{Env: "a", Project: "p1", Change: 1, PatchSet: 1, State: run.StateDone, Result: run.ResultPassed},
+		{Env: "a", Project: "p1", Change: 1, PatchSet: 2, State: run.StateTesting},
+		{Env: "b", Project: "p2", Change: 2, PatchSet: 1, State: run.StateQueued},
+		{Env: "c", Project: "p1", Change: 3, PatchSet: 1, State: run.StateDone, Result: run.ResultError},
 	}
 	ids := make([]int64, len(specs))
 	for i := range specs {
@@ -217,21 +219,21 @@ func TestListRuns(t *testing.T) {
 	}
 }
 
-func fullEnv() *Env {
-	return &Env{
+func fullEnv() *run.Env {
+	return &run.Env{
 		Name:        "change-12345",
 		Namespace:   "ductbot-change-12345",
 		Release:     "change-12345",
-		Kind:        EnvCustom,
+		Kind:        run.EnvCustom,
 		Project:     "mediawiki/extensions/WikiLambda",
 		Change:      12345,
 		PatchSet:    4,
 		Revision:    "abcdef",
 		Subject:     "<script>alert(1)</script>",
 		Owner:       "Jane",
-		Matrix:      Matrix{"wiki": "change:12345/4", "orchestrator": "abc"},
+		Matrix:      run.Matrix{"wiki": "change:12345/4", "orchestrator": "abc"},
 		URL:         "https://change-12345.envs.example.org",
-		Status:      EnvReady,
+		Status:      run.EnvReady,
 		Protected:   true,
 		RequestedBy: "slack:U123",
 		CreatedAt:   at(0),
@@ -267,7 +269,7 @@ func TestEnvRoundTrip(t *testing.T) {
 	// Upsert with a zero CreatedAt keeps the stored one and clears the rest.
 	later := fixed.Add(time.Hour)
 	s.now = func() time.Time { return later }
-	up := &Env{Name: in.Name, Kind: EnvPatch, Status: EnvGone, PatchSet: 5}
+	up := &run.Env{Name: in.Name, Kind: run.EnvPatch, Status: run.EnvGone, PatchSet: 5}
 	if err := s.PutEnv(ctx, up); err != nil {
 		t.Fatalf("PutEnv upsert: %v", err)
 	}
@@ -278,12 +280,12 @@ func TestEnvRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("GetEnv: %v", err)
 	}
-	want = Env{Name: in.Name, Kind: EnvPatch, Status: EnvGone, PatchSet: 5, CreatedAt: utc(in.CreatedAt), UpdatedAt: later}
+	want = run.Env{Name: in.Name, Kind: run.EnvPatch, Status: run.EnvGone, PatchSet: 5, CreatedAt: utc(in.CreatedAt), UpdatedAt: later}
 	if !reflect.DeepEqual(got, &want) {
 		t.Errorf("after upsert GetEnv =\n%+v\nwant\n%+v", got, &want)
 	}
 
-	if err := s.PutEnv(ctx, &Env{}); err == nil {
+	if err := s.PutEnv(ctx, &run.Env{}); err == nil {
 		t.Error("PutEnv with an empty name succeeded")
 	}
 }
@@ -291,10 +293,10 @@ func TestEnvRoundTrip(t *testing.T) {
 func TestEnvListAndDelete(t *testing.T) {
 	s, _ := openTemp(t)
 	ctx := t.Context()
-	envs := []*Env{
-		{Name: "c", Project: "p1", Change: 1, Kind: EnvPatch, Status: EnvReady, CreatedAt: at(30)},
-		{Name: "a", Project: "p1", Change: 2, Kind: EnvCustom, RequestedBy: "bob", Status: EnvGone, CreatedAt: at(10)},
-		{Name: "b", Project: "p2", Change: 1, Kind: EnvCustom, RequestedBy: "amy", Status: EnvBroken, CreatedAt: at(20)},
+	envs := []*run.Env{
+		{Name: "c", Project: "p1", Change: 1, Kind: run.EnvPatch, Status: run.EnvReady, CreatedAt: at(30)},
+		{Name: "a", Project: "p1", Change: 2, Kind: run.EnvCustom, RequestedBy: "bob", Status: run.EnvGone, CreatedAt: at(10)},
+		{Name: "b", Project: "p2", Change: 1, Kind: run.EnvCustom, RequestedBy: "amy", Status: run.EnvBroken, CreatedAt: at(20)},
 	}
 	for _, e := range envs {
 		if err := s.PutEnv(ctx, e); err != nil {
@@ -308,7 +310,7 @@ func TestEnvListAndDelete(t *testing.T) {
 		{EnvFilter{}, []string{"a", "b", "c"}},
 		{EnvFilter{Project: "p1"}, []string{"a", "c"}},
 		{EnvFilter{Change: 1}, []string{"b", "c"}},
-		{EnvFilter{Kind: EnvCustom}, []string{"a", "b"}},
+		{EnvFilter{Kind: run.EnvCustom}, []string{"a", "b"}},
 		{EnvFilter{RequestedBy: "amy"}, []string{"b"}},
 		{EnvFilter{Alive: true}, []string{"b", "c"}},
 		{EnvFilter{Project: "p1", Alive: true}, []string{"c"}},
@@ -342,14 +344,14 @@ func TestEnvListAndDelete(t *testing.T) {
 func TestTestLogs(t *testing.T) {
 	s, _ := openTemp(t)
 	ctx := t.Context()
-	r := &Run{Env: "e"}
+	r := &run.Run{Env: "e"}
 	if err := s.CreateRun(ctx, r); err != nil {
 		t.Fatalf("CreateRun: %v", err)
 	}
 	if logs, err := s.TestLogs(ctx, r.ID); err != nil || len(logs) != 0 {
 		t.Fatalf("TestLogs before put = %v, %v; want none", logs, err)
 	}
-	first := []TestLog{
+	first := []run.TestLog{
 		{Pod: "z-e2e", Phase: "Failed", Log: "line 1\nline 2\n\x1b[31mred\x1b[0m <b>"},
 		{Pod: "a-smoke", Phase: "Succeeded", Log: ""},
 	}
@@ -360,7 +362,7 @@ func TestTestLogs(t *testing.T) {
 	if err != nil {
 		t.Fatalf("TestLogs: %v", err)
 	}
-	want := []TestLog{
+	want := []run.TestLog{
 		{RunID: r.ID, Pod: "z-e2e", Phase: "Failed", Log: first[0].Log},
 		{RunID: r.ID, Pod: "a-smoke", Phase: "Succeeded"},
 	}
@@ -368,7 +370,7 @@ func TestTestLogs(t *testing.T) {
 		t.Errorf("TestLogs = %+v, want %+v (put order)", got, want)
 	}
 
-	second := []TestLog{{Pod: "only", Phase: "Succeeded", Log: "ok"}}
+	second := []run.TestLog{{Pod: "only", Phase: "Succeeded", Log: "ok"}}
 	if err := s.PutTestLogs(ctx, r.ID, second); err != nil {
 		t.Fatalf("PutTestLogs replace: %v", err)
 	}
@@ -376,7 +378,7 @@ func TestTestLogs(t *testing.T) {
 	if err != nil {
 		t.Fatalf("TestLogs: %v", err)
 	}
-	if want := []TestLog{{RunID: r.ID, Pod: "only", Phase: "Succeeded", Log: "ok"}}; !reflect.DeepEqual(got, want) {
+	if want := []run.TestLog{{RunID: r.ID, Pod: "only", Phase: "Succeeded", Log: "ok"}}; !reflect.DeepEqual(got, want) {
 		t.Errorf("after replace TestLogs = %+v, want %+v", got, want)
 	}
 
@@ -406,24 +408,24 @@ func TestPruneRuns(t *testing.T) {
 	s, _ := openTemp(t)
 	ctx := t.Context()
 	cutoff := at(1000)
-	mk := func(state State, finished time.Time) int64 {
+	mk := func(state run.State, finished time.Time) int64 {
 		t.Helper()
-		r := &Run{Env: "e", State: state, CreatedAt: at(0), FinishedAt: finished}
-		if state == StateDone {
-			r.Result = ResultPassed
+		r := &run.Run{Env: "e", State: state, CreatedAt: at(0), FinishedAt: finished}
+		if state == run.StateDone {
+			r.Result = run.ResultPassed
 		}
 		if err := s.CreateRun(ctx, r); err != nil {
 			t.Fatalf("CreateRun: %v", err)
 		}
-		if err := s.PutTestLogs(ctx, r.ID, []TestLog{{Pod: "p", Log: "x"}}); err != nil {
+		if err := s.PutTestLogs(ctx, r.ID, []run.TestLog{{Pod: "p", Log: "x"}}); err != nil {
 			t.Fatalf("PutTestLogs: %v", err)
 		}
 		return r.ID
 	}
-	oldDone := mk(StateDone, at(10))
-	newDone := mk(StateDone, at(2000))
-	oldStuck := mk(StateTesting, time.Time{})
-	lastOld := mk(StateDone, at(999)) // the highest id is pruned too
+	oldDone := mk(run.StateDone, at(10))
+	newDone := mk(run.StateDone, at(2000))
+	oldStuck := mk(run.StateTesting, time.Time{})
+	lastOld := mk(run.StateDone, at(999)) // the highest id is pruned too
 
 	n, err := s.PruneRuns(ctx, cutoff)
 	if err != nil {
@@ -456,7 +458,7 @@ func TestPruneRuns(t *testing.T) {
 	}
 
 	// Ids are never reused, even after the newest run was pruned.
-	r := &Run{Env: "e"}
+	r := &run.Run{Env: "e"}
 	if err := s.CreateRun(ctx, r); err != nil {
 		t.Fatalf("CreateRun: %v", err)
 	}
@@ -650,7 +652,7 @@ func TestConcurrentWriters(t *testing.T) {
 		t.Errorf("%d runs stored, want %d", len(runs), workers*each)
 	}
 	for _, r := range runs {
-		if r.State != StateDone || r.Result != ResultPassed {
+		if r.State != run.StateDone || r.Result != run.ResultPassed {
 			t.Errorf("run %d: state %q result %q, want done/passed", r.ID, r.State, r.Result)
 		}
 	}
@@ -666,17 +668,17 @@ func TestConcurrentWriters(t *testing.T) {
 // concurrentStep is what a pipeline worker and a web reader do for one run.
 func concurrentStep(ctx context.Context, s *Store, w, i int) error {
 	env := fmt.Sprintf("env-%d", w)
-	r := &Run{Env: env, Change: w, PatchSet: i, State: StateQueued, Matrix: Matrix{"wiki": fmt.Sprint(i)}}
+	r := &run.Run{Env: env, Change: w, PatchSet: i, State: run.StateQueued, Matrix: run.Matrix{"wiki": fmt.Sprint(i)}}
 	if err := s.CreateRun(ctx, r); err != nil {
 		return err
 	}
-	if err := s.PutEnv(ctx, &Env{Name: env, Change: w, PatchSet: i, Status: EnvDeploying}); err != nil {
+	if err := s.PutEnv(ctx, &run.Env{Name: env, Change: w, PatchSet: i, Status: run.EnvDeploying}); err != nil {
 		return err
 	}
-	if err := s.PutTestLogs(ctx, r.ID, []TestLog{{Pod: "e2e", Log: strings.Repeat("x\n", 100)}}); err != nil {
+	if err := s.PutTestLogs(ctx, r.ID, []run.TestLog{{Pod: "e2e", Log: strings.Repeat("x\n", 100)}}); err != nil {
 		return err
 	}
-	r.State, r.Result, r.FinishedAt = StateDone, ResultPassed, time.Now()
+	r.State, r.Result, r.FinishedAt = run.StateDone, run.ResultPassed, time.Now()
 	if err := s.UpdateRun(ctx, r); err != nil {
 		return err
 	}

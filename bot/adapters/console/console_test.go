@@ -10,7 +10,7 @@ import (
 	"github.com/ductbot/ductbot/bot/adapters"
 	"github.com/ductbot/ductbot/bot/chat"
 	"github.com/ductbot/ductbot/core/pipeline"
-	"github.com/ductbot/ductbot/core/store"
+	"github.com/ductbot/ductbot/core/run"
 )
 
 var _ adapters.Adapter = (*Adapter)(nil)
@@ -46,8 +46,8 @@ func TestScriptedSession(t *testing.T) {
 	out.Reset()
 	an := adapters.NewAnnouncer(nil, a)
 	err := an.Announce(ctx, pipeline.Announcement{
-		Run:      store.Run{ID: 7, Change: 12345, PatchSet: 2, Subject: "Add a thing", Owner: "Ann", State: store.StateDone, Result: store.ResultPassed, Matrix: store.Matrix{"wiki": "abc"}},
-		Env:      store.Env{Name: "e-12345", URL: "https://e-12345.example"},
+		Run:      run.Run{ID: 7, Change: 12345, PatchSet: 2, Subject: "Add a thing", Owner: "Ann", State: run.StateDone, Result: run.ResultPassed, Matrix: run.Matrix{"wiki": "abc"}},
+		Env:      run.Env{Name: "e-12345", URL: "https://e-12345.example"},
 		Channels: []string{"#dev"},
 		RunURL:   "https://ductbot.example/runs/7",
 		ReplyTo:  &pipeline.ReplyTo{Network: "console", User: "console:tester"},

@@ -14,7 +14,7 @@ import (
 	"github.com/ductbot/ductbot/bot/chat"
 	"github.com/ductbot/ductbot/core/metrics"
 	"github.com/ductbot/ductbot/core/pipeline"
-	"github.com/ductbot/ductbot/core/store"
+	"github.com/ductbot/ductbot/core/run"
 )
 
 var _ adapters.Adapter = (*Adapter)(nil)
@@ -71,8 +71,8 @@ func startBot(t *testing.T, addr string, fast bool) (*Adapter, *metrics.Metrics)
 
 func announcement(subject string) pipeline.Announcement {
 	return pipeline.Announcement{
-		Run:      store.Run{ID: 9, Change: 12345, PatchSet: 2, Subject: subject, Owner: "Ann", State: store.StateDone, Result: store.ResultFailed},
-		Env:      store.Env{Name: "e-12345", URL: "https://e-12345.example"},
+		Run:      run.Run{ID: 9, Change: 12345, PatchSet: 2, Subject: subject, Owner: "Ann", State: run.StateDone, Result: run.ResultFailed},
+		Env:      run.Env{Name: "e-12345", URL: "https://e-12345.example"},
 		Channels: []string{channel},
 		RunURL:   "https://ductbot.example/runs/9",
 	}

@@ -5,13 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/ductbot/ductbot/internal/text"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/ductbot/ductbot/internal/text"
 )
 
 // The pinned versions of everything the local control plane runs. All

@@ -21,8 +21,14 @@ var shared struct {
 // TestMain:
 //
 //	func TestMain(m *testing.M) { os.Exit(localcluster.RunTests(m)) }
+//
+// Under -short it skips the test: `go test -short` runs only the tests that
+// need no cluster, in seconds.
 func Shared(t testing.TB) *Cluster {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs the local Kubernetes control plane; skipped under -short")
+	}
 	shared.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()

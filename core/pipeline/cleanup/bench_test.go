@@ -17,6 +17,7 @@ import (
 	"github.com/ductbot/ductbot/core/k8s"
 	"github.com/ductbot/ductbot/core/k8s/localcluster"
 	"github.com/ductbot/ductbot/core/pipeline/cleanup"
+	"github.com/ductbot/ductbot/core/run"
 	"github.com/ductbot/ductbot/core/store"
 )
 
@@ -87,8 +88,8 @@ func setup1000(b *testing.B) {
 		for i := range 1000 {
 			n := w.gs.CreateChange("wiki", "master", "change", "alice")
 			name := fmt.Sprintf("bench-%04d", i)
-			e := &store.Env{Name: name, Namespace: name, Release: name, Kind: store.EnvPatch, Change: n,
-				Status: store.EnvReady, CreatedAt: now, ActiveAt: now}
+			e := &run.Env{Name: name, Namespace: name, Release: name, Kind: run.EnvPatch, Change: n,
+				Status: run.EnvReady, CreatedAt: now, ActiveAt: now}
 			if w.err = w.st.PutEnv(ctx, e); w.err != nil {
 				return
 			}

@@ -6,7 +6,7 @@ import (
 
 	"github.com/ductbot/ductbot/core/gerrit"
 	"github.com/ductbot/ductbot/core/pipeline/cleanup"
-	"github.com/ductbot/ductbot/core/store"
+	"github.com/ductbot/ductbot/core/run"
 )
 
 var now = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -18,17 +18,17 @@ const day = 24 * time.Hour
 func TestDecide(t *testing.T) {
 	all := cleanup.DefaultPolicy()
 	with := func(f func(*cleanup.Policy)) cleanup.Policy { p := all; f(&p); return p }
-	patch := func(f func(*store.Env)) *store.Env {
-		e := &store.Env{Name: "c123", Kind: store.EnvPatch, Change: 123, Status: store.EnvReady,
+	patch := func(f func(*run.Env)) *run.Env {
+		e := &run.Env{Name: "c123", Kind: run.EnvPatch, Change: 123, Status: run.EnvReady,
 			CreatedAt: ago(20 * day), ActiveAt: ago(time.Hour)}
 		if f != nil {
 			f(e)
 		}
 		return e
 	}
-	custom := func(f func(*store.Env)) *store.Env {
+	custom := func(f func(*run.Env)) *run.Env {
 		e := patch(f)
-		e.Name, e.Kind = "c123-abcd", store.EnvCustom
+		e.Name, e.Kind = "c123-abcd", run.EnvCustom
 		return e
 	}
 	open := cleanup.ChangeState{Known: true, Status: gerrit.StatusNew, Updated: ago(time.Hour)}
@@ -38,7 +38,7 @@ func TestDecide(t *testing.T) {
 
 	tests := []struct {
 		name   string
-		env    *store.Env
+		env    *run.Env
 		ch     cleanup.ChangeState
 		p      cleanup.Policy
 		remove bool
@@ -63,48 +63,48 @@ func TestDecide(t *testing.T) {
 			p: with(func(p *cleanup.Policy) { p.Merged = false }), skip: true, policy: "abandoned"},
 		{name: "unknown, closed policies off, not idle: nothing needed", env: patch(nil), ch: unknown,
 			p: with(func(p *cleanup.Policy) { p.Merged, p.Abandoned = false, false })},
-		{name: "unknown, closed policies off, idle by the record: skipped", env: patch(func(e *store.Env) { e.ActiveAt = ago(15 * day) }), ch: unknown,
+		{name: "unknown, closed policies off, idle by the record: skipped", env: patch(func(e *run.Env) { e.ActiveAt = ago(15 * day) }), ch: unknown,
 			p: with(func(p *cleanup.Policy) { p.Merged, p.Abandoned = false, false }), skip: true, policy: "idle"},
-		{name: "unknown but TTL expired: removed without Gerrit", env: custom(func(e *store.Env) { e.ExpiresAt = ago(time.Minute) }), ch: unknown,
+		{name: "unknown but TTL expired: removed without Gerrit", env: custom(func(e *run.Env) { e.ExpiresAt = ago(time.Minute) }), ch: unknown,
 			p: all, remove: true, policy: "ttl"},
 
-		{name: "TTL expired exactly now: removed", env: custom(func(e *store.Env) { e.ExpiresAt = now }), ch: open, p: all, remove: true, policy: "ttl"},
-		{name: "TTL in the future: kept", env: custom(func(e *store.Env) { e.ExpiresAt = now.Add(time.Minute) }), ch: open, p: all},
-		{name: "TTL expired, policy off: kept", env: custom(func(e *store.Env) { e.ExpiresAt = ago(day) }), ch: open,
+		{name: "TTL expired exactly now: removed", env: custom(func(e *run.Env) { e.ExpiresAt = now }), ch: open, p: all, remove: true, policy: "ttl"},
+		{name: "TTL in the future: kept", env: custom(func(e *run.Env) { e.ExpiresAt = now.Add(time.Minute) }), ch: open, p: all},
+		{name: "TTL expired, policy off: kept", env: custom(func(e *run.Env) { e.ExpiresAt = ago(day) }), ch: open,
 			p: with(func(p *cleanup.Policy) { p.TTL = false })},
-		{name: "no change, no TTL: kept", env: custom(func(e *store.Env) { e.Change = 0 }), ch: unknown, p: all},
+		{name: "no change, no TTL: kept", env: custom(func(e *run.Env) { e.Change = 0 }), ch: unknown, p: all},
 
-		{name: "idle 15 days: removed", env: patch(func(e *store.Env) { e.ActiveAt = ago(15 * day) }),
+		{name: "idle 15 days: removed", env: patch(func(e *run.Env) { e.ActiveAt = ago(15 * day) }),
 			ch: cleanup.ChangeState{Known: true, Status: gerrit.StatusNew, Updated: ago(15 * day)}, p: all, remove: true, policy: "idle"},
-		{name: "idle by the record but a comment in Gerrit yesterday: kept", env: patch(func(e *store.Env) { e.ActiveAt = ago(15 * day) }),
+		{name: "idle by the record but a comment in Gerrit yesterday: kept", env: patch(func(e *run.Env) { e.ActiveAt = ago(15 * day) }),
 			ch: cleanup.ChangeState{Known: true, Status: gerrit.StatusNew, Updated: ago(day)}, p: all},
-		{name: "idle 13 days: kept", env: patch(func(e *store.Env) { e.ActiveAt = ago(13 * day) }),
+		{name: "idle 13 days: kept", env: patch(func(e *run.Env) { e.ActiveAt = ago(13 * day) }),
 			ch: cleanup.ChangeState{Known: true, Status: gerrit.StatusNew, Updated: ago(13 * day)}, p: all},
-		{name: "idle with IdleAfter 0 uses the 14-day default", env: patch(func(e *store.Env) { e.ActiveAt = ago(14 * day) }),
+		{name: "idle with IdleAfter 0 uses the 14-day default", env: patch(func(e *run.Env) { e.ActiveAt = ago(14 * day) }),
 			ch: cleanup.ChangeState{Known: true, Status: gerrit.StatusNew, Updated: ago(20 * day)},
 			p:  with(func(p *cleanup.Policy) { p.IdleAfter = 0 }), remove: true, policy: "idle"},
-		{name: "no ActiveAt: idle since creation", env: patch(func(e *store.Env) { e.ActiveAt = time.Time{} }),
+		{name: "no ActiveAt: idle since creation", env: patch(func(e *run.Env) { e.ActiveAt = time.Time{} }),
 			ch: cleanup.ChangeState{Known: true, Status: gerrit.StatusNew, Updated: ago(20 * day)}, p: all, remove: true, policy: "idle"},
-		{name: "idle custom env: kept (custom envs have TTLs)", env: custom(func(e *store.Env) { e.ActiveAt = ago(30 * day) }),
+		{name: "idle custom env: kept (custom envs have TTLs)", env: custom(func(e *run.Env) { e.ActiveAt = ago(30 * day) }),
 			ch: cleanup.ChangeState{Known: true, Status: gerrit.StatusNew, Updated: ago(30 * day)}, p: all},
-		{name: "idle, policy off: kept", env: patch(func(e *store.Env) { e.ActiveAt = ago(30 * day) }),
+		{name: "idle, policy off: kept", env: patch(func(e *run.Env) { e.ActiveAt = ago(30 * day) }),
 			ch: cleanup.ChangeState{Known: true, Status: gerrit.StatusNew, Updated: ago(30 * day)},
 			p:  with(func(p *cleanup.Policy) { p.Idle = false })},
-		{name: "merged policy off, merged long ago and idle: removed as idle", env: patch(func(e *store.Env) { e.ActiveAt = ago(30 * day) }),
+		{name: "merged policy off, merged long ago and idle: removed as idle", env: patch(func(e *run.Env) { e.ActiveAt = ago(30 * day) }),
 			ch: cleanup.ChangeState{Known: true, Status: gerrit.StatusMerged, Updated: ago(30 * day)},
 			p:  with(func(p *cleanup.Policy) { p.Merged = false }), remove: true, policy: "idle"},
 
-		{name: "protected flag beats merged", env: patch(func(e *store.Env) { e.Protected = true }), ch: merged, p: all},
-		{name: "protected by config beats TTL", env: custom(func(e *store.Env) { e.ExpiresAt = ago(day) }), ch: open,
+		{name: "protected flag beats merged", env: patch(func(e *run.Env) { e.Protected = true }), ch: merged, p: all},
+		{name: "protected by config beats TTL", env: custom(func(e *run.Env) { e.ExpiresAt = ago(day) }), ch: open,
 			p: with(func(p *cleanup.Policy) { p.Protected = []string{"c123-abcd"} })},
-		{name: "protected and unknown: not even skipped", env: patch(func(e *store.Env) { e.Protected = true }), ch: unknown, p: all},
-		{name: "tearing-down: finished, even when protected and Gerrit is down", env: patch(func(e *store.Env) {
-			e.Status, e.Protected = store.EnvTearingDown, true
+		{name: "protected and unknown: not even skipped", env: patch(func(e *run.Env) { e.Protected = true }), ch: unknown, p: all},
+		{name: "tearing-down: finished, even when protected and Gerrit is down", env: patch(func(e *run.Env) {
+			e.Status, e.Protected = run.EnvTearingDown, true
 		}), ch: unknown, p: all, remove: true, policy: "resume"},
-		{name: "tearing-down with every policy off: finished", env: patch(func(e *store.Env) { e.Status = store.EnvTearingDown }), ch: open,
+		{name: "tearing-down with every policy off: finished", env: patch(func(e *run.Env) { e.Status = run.EnvTearingDown }), ch: open,
 			p: cleanup.Policy{}, remove: true, policy: "resume"},
-		{name: "gone: nothing", env: patch(func(e *store.Env) { e.Status = store.EnvGone }), ch: merged, p: all},
-		{name: "every policy off: kept", env: custom(func(e *store.Env) { e.ExpiresAt = ago(day) }), ch: merged, p: cleanup.Policy{}},
+		{name: "gone: nothing", env: patch(func(e *run.Env) { e.Status = run.EnvGone }), ch: merged, p: all},
+		{name: "every policy off: kept", env: custom(func(e *run.Env) { e.ExpiresAt = ago(day) }), ch: merged, p: cleanup.Policy{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -21,6 +21,7 @@ import (
 	"github.com/ductbot/ductbot/core/metrics"
 	"github.com/ductbot/ductbot/core/pipeline"
 	"github.com/ductbot/ductbot/core/pipeline/cleanup"
+	"github.com/ductbot/ductbot/core/run"
 	"github.com/ductbot/ductbot/core/store"
 )
 
@@ -68,14 +69,14 @@ func (d *destroyer) DestroyEnv(ctx context.Context, name, reason string) error {
 	if err != nil {
 		return err
 	}
-	env.Status = store.EnvTearingDown
+	env.Status = run.EnvTearingDown
 	if err := d.st.PutEnv(ctx, env); err != nil {
 		return err
 	}
 	if err := d.kc.Teardown(ctx, env.Namespace, env.Release, time.Minute); err != nil {
 		return err
 	}
-	env.Status, env.GoneAt = store.EnvGone, d.now().UTC()
+	env.Status, env.GoneAt = run.EnvGone, d.now().UTC()
 	return d.st.PutEnv(ctx, env)
 }
 
@@ -194,18 +195,18 @@ func (h *harness) namespace(name string) {
 }
 
 // env creates an environment cheaply: its namespace and a ready record.
-func (h *harness) env(name string, kind store.EnvKind, change int, edit func(*store.Env)) *store.Env {
+func (h *harness) env(name string, kind run.EnvKind, change int, edit func(*run.Env)) *run.Env {
 	h.t.Helper()
 	h.namespace(name)
 	return h.record(name, kind, change, edit)
 }
 
 // record stores an environment record without touching the cluster.
-func (h *harness) record(name string, kind store.EnvKind, change int, edit func(*store.Env)) *store.Env {
+func (h *harness) record(name string, kind run.EnvKind, change int, edit func(*run.Env)) *run.Env {
 	h.t.Helper()
 	now := h.clock.Now()
-	e := &store.Env{Name: name, Namespace: h.ns(name), Release: name, Kind: kind, Change: change,
-		Status: store.EnvReady, CreatedAt: now, ActiveAt: now}
+	e := &run.Env{Name: name, Namespace: h.ns(name), Release: name, Kind: kind, Change: change,
+		Status: run.EnvReady, CreatedAt: now, ActiveAt: now}
 	if edit != nil {
 		edit(e)
 	}
@@ -226,7 +227,7 @@ func (h *harness) sweep(s *cleanup.Sweeper) pipeline.SweepSummary {
 	return sum
 }
 
-func (h *harness) status(name string) store.EnvStatus {
+func (h *harness) status(name string) run.EnvStatus {
 	h.t.Helper()
 	e, err := h.st.GetEnv(h.ctx, name)
 	if err != nil {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/ductbot/ductbot/core/k8s"
 	"github.com/ductbot/ductbot/core/pipeline"
-	"github.com/ductbot/ductbot/core/store"
+	"github.com/ductbot/ductbot/core/run"
 )
 
 // Label and annotation keys a sweep reads from a namespace to find the
@@ -31,7 +31,7 @@ const (
 // observation is everything a sweep looked at, at one instant.
 type observation struct {
 	now  time.Time
-	envs []*store.Env // live records
+	envs []*run.Env // live records
 	// namespaces is nil when the cluster could not be listed: then no
 	// orphan is removed and no record is marked gone.
 	namespaces []k8s.Namespace
@@ -43,7 +43,7 @@ type observation struct {
 
 // target is one environment record to destroy.
 type target struct {
-	env    *store.Env
+	env    *run.Env
 	action pipeline.SweepAction
 }
 
@@ -65,7 +65,7 @@ type skip struct {
 type plan struct {
 	destroy  []target
 	orphans  []orphan
-	markGone []*store.Env
+	markGone []*run.Env
 	repair   []k8s.PendingRelease
 	skipped  []skip
 }
@@ -91,7 +91,7 @@ func makePlan(o observation, p Policy) plan {
 		nsByName[ns.Name] = ns
 	}
 	claimedEnv := make(map[string]bool, len(o.envs))
-	envByNS := make(map[string]*store.Env, len(o.envs))
+	envByNS := make(map[string]*run.Env, len(o.envs))
 	removing := map[string]bool{} // namespaces this sweep removes
 
 	for _, env := range o.envs {
@@ -99,10 +99,10 @@ func makePlan(o observation, p Policy) plan {
 		if env.Namespace != "" {
 			envByNS[env.Namespace] = env
 		}
-		if env.Status == store.EnvGone {
+		if env.Status == run.EnvGone {
 			continue
 		}
-		if o.namespaces != nil && env.Status != store.EnvDeploying {
+		if o.namespaces != nil && env.Status != run.EnvDeploying {
 			if _, ok := nsByName[env.Namespace]; !ok {
 				pl.markGone = append(pl.markGone, env)
 				continue

@@ -8,14 +8,14 @@ import (
 
 	"github.com/ductbot/ductbot/core/gerrit"
 	"github.com/ductbot/ductbot/core/k8s"
-	"github.com/ductbot/ductbot/core/store"
+	"github.com/ductbot/ductbot/core/run"
 )
 
 func TestMakePlan(t *testing.T) {
 	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 	ago := func(d time.Duration) time.Time { return now.Add(-d) }
-	env := func(name string, change int, status store.EnvStatus) *store.Env {
-		return &store.Env{Name: name, Namespace: "ns-" + name, Release: name, Kind: store.EnvPatch, Change: change,
+	env := func(name string, change int, status run.EnvStatus) *run.Env {
+		return &run.Env{Name: name, Namespace: "ns-" + name, Release: name, Kind: run.EnvPatch, Change: change,
 			Status: status, CreatedAt: ago(time.Hour), ActiveAt: ago(time.Hour)}
 	}
 	ns := func(name, envLabel string, age time.Duration) k8s.Namespace {
@@ -28,7 +28,7 @@ func TestMakePlan(t *testing.T) {
 	open := ChangeState{Known: true, Status: gerrit.StatusNew, Updated: ago(time.Hour)}
 	merged := ChangeState{Known: true, Status: gerrit.StatusMerged, Updated: ago(time.Hour)}
 
-	protected := env("kept", 5, store.EnvReady)
+	protected := env("kept", 5, run.EnvReady)
 	protected.Protected = true
 	terminating := ns("ns-term", "term", time.Hour)
 	terminating.Terminating = true
@@ -37,15 +37,15 @@ func TestMakePlan(t *testing.T) {
 
 	o := observation{
 		now: now,
-		envs: []*store.Env{
-			env("open", 1, store.EnvReady),
-			env("merged", 2, store.EnvReady),
-			env("down", 3, store.EnvReady),     // Gerrit failed
-			env("absent", 4, store.EnvReady),   // Gerrit did not return it
-			protected,                          // merged, protected
-			env("vanished", 6, store.EnvReady), // namespace gone
-			env("starting", 7, store.EnvDeploying),
-			env("halfway", 8, store.EnvTearingDown),
+		envs: []*run.Env{
+			env("open", 1, run.EnvReady),
+			env("merged", 2, run.EnvReady),
+			env("down", 3, run.EnvReady),     // Gerrit failed
+			env("absent", 4, run.EnvReady),   // Gerrit did not return it
+			protected,                        // merged, protected
+			env("vanished", 6, run.EnvReady), // namespace gone
+			env("starting", 7, run.EnvDeploying),
+			env("halfway", 8, run.EnvTearingDown),
 		},
 		namespaces: []k8s.Namespace{
 			ns("ns-open", "open", time.Hour), ns("ns-merged", "merged", time.Hour), ns("ns-down", "down", time.Hour),
@@ -123,9 +123,9 @@ func TestMakePlanBlind(t *testing.T) {
 	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 	o := observation{
 		now: now,
-		envs: []*store.Env{
-			{Name: "a", Namespace: "ns-a", Change: 1, Kind: store.EnvPatch, Status: store.EnvReady},
-			{Name: "b", Namespace: "ns-b", Kind: store.EnvCustom, Status: store.EnvReady, ExpiresAt: now.Add(-time.Minute)},
+		envs: []*run.Env{
+			{Name: "a", Namespace: "ns-a", Change: 1, Kind: run.EnvPatch, Status: run.EnvReady},
+			{Name: "b", Namespace: "ns-b", Kind: run.EnvCustom, Status: run.EnvReady, ExpiresAt: now.Add(-time.Minute)},
 		},
 		changes: map[int]ChangeState{1: {Known: true, Status: gerrit.StatusNew, Updated: now}},
 	}

@@ -21,7 +21,7 @@ import (
 	"time"
 
 	"github.com/ductbot/ductbot/core/gerrit"
-	"github.com/ductbot/ductbot/core/store"
+	"github.com/ductbot/ductbot/core/run"
 )
 
 // Policy names, as they appear in summaries, logs and the policy label of
@@ -103,7 +103,7 @@ func orDefault(d, def time.Duration) time.Duration {
 }
 
 // protected reports whether no policy may remove the environment name.
-func (p Policy) protected(env *store.Env) bool {
+func (p Policy) protected(env *run.Env) bool {
 	return env.Protected || slices.Contains(p.Protected, env.Name)
 }
 
@@ -141,11 +141,11 @@ type Decision struct {
 //
 // Decide does not look at the cluster: whether the namespace still exists
 // and whether a release is stuck are decided for the whole sweep.
-func Decide(now time.Time, env *store.Env, ch ChangeState, p Policy) Decision {
-	if env.Status == store.EnvGone {
+func Decide(now time.Time, env *run.Env, ch ChangeState, p Policy) Decision {
+	if env.Status == run.EnvGone {
 		return Decision{Reason: "already gone"}
 	}
-	if env.Status == store.EnvTearingDown {
+	if env.Status == run.EnvTearingDown {
 		return Decision{Remove: true, Policy: PolicyResume, Reason: "finishing an interrupted teardown"}
 	}
 	if p.protected(env) {
@@ -163,7 +163,7 @@ func Decide(now time.Time, env *store.Env, ch ChangeState, p Policy) Decision {
 	if lastActive.IsZero() {
 		lastActive = env.CreatedAt
 	}
-	idleCandidate := p.Idle && env.Kind == store.EnvPatch
+	idleCandidate := p.Idle && env.Kind == run.EnvPatch
 	if !ch.Known {
 		switch {
 		case p.Merged || p.Abandoned:

@@ -3,8 +3,9 @@ package cleanup
 import (
 	"context"
 	"fmt"
-	"github.com/ductbot/ductbot/config"
 	"log/slog"
+
+	"github.com/ductbot/ductbot/config"
 
 	"github.com/robfig/cron/v3"
 )

@@ -13,6 +13,7 @@ import (
 	"github.com/ductbot/ductbot/core/k8s"
 	"github.com/ductbot/ductbot/core/metrics"
 	"github.com/ductbot/ductbot/core/pipeline"
+	"github.com/ductbot/ductbot/core/run"
 	"github.com/ductbot/ductbot/core/store"
 )
 
@@ -31,9 +32,9 @@ const DefaultConcurrency = 4
 
 // Store is the part of the state store a sweep uses.
 type Store interface {
-	ListEnvs(ctx context.Context, f store.EnvFilter) ([]*store.Env, error)
-	GetEnv(ctx context.Context, name string) (*store.Env, error)
-	PutEnv(ctx context.Context, e *store.Env) error
+	ListEnvs(ctx context.Context, f store.EnvFilter) ([]*run.Env, error)
+	GetEnv(ctx context.Context, name string) (*run.Env, error)
+	PutEnv(ctx context.Context, e *run.Env) error
 	PruneRuns(ctx context.Context, before time.Time) (int, error)
 }
 
@@ -312,10 +313,10 @@ func (s *Sweeper) markGone(ctx context.Context, now time.Time, name string) erro
 	if err != nil {
 		return err
 	}
-	if env.Status == store.EnvDeploying || env.Status == store.EnvGone {
+	if env.Status == run.EnvDeploying || env.Status == run.EnvGone {
 		return nil
 	}
-	env.Status, env.GoneAt = store.EnvGone, now.UTC()
+	env.Status, env.GoneAt = run.EnvGone, now.UTC()
 	return s.opts.Store.PutEnv(ctx, env)
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/ductbot/ductbot/core/gerrit/gerrittest"
 	"github.com/ductbot/ductbot/core/k8s"
 	"github.com/ductbot/ductbot/core/pipeline/cleanup"
+	"github.com/ductbot/ductbot/core/run"
 	"github.com/ductbot/ductbot/core/store"
 )
 
@@ -39,16 +40,16 @@ func TestSweepPolicies(t *testing.T) {
 	h.gs.AddComment(cOpen, "bob", "looks good") // Gerrit activity keeps it
 	h.clock.Advance(time.Second)                // the sweep runs after Gerrit's updates
 
-	h.env("open", store.EnvPatch, cOpen, func(e *store.Env) { e.ActiveAt = start }) // record idle, Gerrit active
-	h.env("merged", store.EnvPatch, cMerged, nil)
-	h.env("abandoned", store.EnvPatch, cAbandoned, nil)
-	h.env("idle", store.EnvPatch, cIdle, func(e *store.Env) { e.ActiveAt = start })
-	h.env("ttl", store.EnvCustom, cTTL, func(e *store.Env) { e.ExpiresAt = h.clock.Now().Add(-time.Minute) })
-	h.env("ttl-later", store.EnvCustom, cTTL, func(e *store.Env) { e.ExpiresAt = h.clock.Now().Add(time.Hour) })
-	h.env("kept", store.EnvPatch, cProt, func(e *store.Env) { e.Protected = true })
-	h.env("kept-by-config", store.EnvPatch, cCfgProt, nil)
-	h.record("vanished", store.EnvPatch, cOpen, nil)                                                  // namespace never made
-	h.record("starting", store.EnvPatch, cOpen, func(e *store.Env) { e.Status = store.EnvDeploying }) // namespace not yet made
+	h.env("open", run.EnvPatch, cOpen, func(e *run.Env) { e.ActiveAt = start }) // record idle, Gerrit active
+	h.env("merged", run.EnvPatch, cMerged, nil)
+	h.env("abandoned", run.EnvPatch, cAbandoned, nil)
+	h.env("idle", run.EnvPatch, cIdle, func(e *run.Env) { e.ActiveAt = start })
+	h.env("ttl", run.EnvCustom, cTTL, func(e *run.Env) { e.ExpiresAt = h.clock.Now().Add(-time.Minute) })
+	h.env("ttl-later", run.EnvCustom, cTTL, func(e *run.Env) { e.ExpiresAt = h.clock.Now().Add(time.Hour) })
+	h.env("kept", run.EnvPatch, cProt, func(e *run.Env) { e.Protected = true })
+	h.env("kept-by-config", run.EnvPatch, cCfgProt, nil)
+	h.record("vanished", run.EnvPatch, cOpen, nil)                                              // namespace never made
+	h.record("starting", run.EnvPatch, cOpen, func(e *run.Env) { e.Status = run.EnvDeploying }) // namespace not yet made
 	h.policy.Protected = []string{"kept-by-config"}
 
 	s := h.sweeper()
@@ -67,16 +68,16 @@ func TestSweepPolicies(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"merged", "abandoned", "idle", "ttl", "vanished"} {
-		if st := h.status(name); st != store.EnvGone {
+		if st := h.status(name); st != run.EnvGone {
 			t.Errorf("record %s is %s, want gone", name, st)
 		}
 	}
 	for _, name := range []string{"open", "ttl-later", "kept", "kept-by-config"} {
-		if !h.exists(name) || h.status(name) != store.EnvReady {
+		if !h.exists(name) || h.status(name) != run.EnvReady {
 			t.Errorf("%s was touched (namespace exists %v, status %s); want it kept", name, h.exists(name), h.status(name))
 		}
 	}
-	if st := h.status("starting"); st != store.EnvDeploying {
+	if st := h.status("starting"); st != run.EnvDeploying {
 		t.Errorf("deploying record without a namespace yet is %s, want left deploying", st)
 	}
 	if got := h.d.called(); !slices.Equal(got, []string{"abandoned", "idle", "merged", "ttl"}) {
@@ -109,10 +110,10 @@ func TestSweepGerritOutage(t *testing.T) {
 	h.gs.SetStatus(cMerged, gerrittest.StatusMerged)
 	h.gs.SetStatus(cAbandoned, gerrittest.StatusAbandoned)
 	h.clock.Advance(time.Second)
-	h.env("merged", store.EnvPatch, cMerged, nil)
-	h.env("abandoned", store.EnvCustom, cAbandoned, nil)
-	h.env("unknown", store.EnvPatch, 99999, nil) // Gerrit does not know it
-	h.env("ttl", store.EnvCustom, 99999, func(e *store.Env) { e.ExpiresAt = h.clock.Now().Add(-time.Minute) })
+	h.env("merged", run.EnvPatch, cMerged, nil)
+	h.env("abandoned", run.EnvCustom, cAbandoned, nil)
+	h.env("unknown", run.EnvPatch, 99999, nil) // Gerrit does not know it
+	h.env("ttl", run.EnvCustom, 99999, func(e *run.Env) { e.ExpiresAt = h.clock.Now().Add(-time.Minute) })
 	s := h.sweeper()
 
 	h.gs.FailNext(1, http.StatusServiceUnavailable) // the sweep's one lookup (a batch of three)
@@ -123,7 +124,7 @@ func TestSweepGerritOutage(t *testing.T) {
 	if got := actions(sum.Skipped); len(got) != 3 {
 		t.Errorf("Skipped = %v, want abandoned, merged and unknown", got)
 	}
-	if !h.exists("merged") || !h.exists("abandoned") || h.status("merged") != store.EnvReady {
+	if !h.exists("merged") || !h.exists("abandoned") || h.status("merged") != run.EnvReady {
 		t.Fatalf("an environment was removed while Gerrit was failing")
 	}
 	if got := h.skips("gerrit"); got != 3 {
@@ -162,7 +163,7 @@ func TestSweepStuckRelease(t *testing.T) {
 	if err := h.kc.Deploy(h.ctx, k8s.Release{Name: name, Namespace: ns, Chart: ch, Labels: labels, Timeout: 2 * time.Minute}); err != nil {
 		t.Fatal(err)
 	}
-	h.record(name, store.EnvPatch, h.change(), nil)
+	h.record(name, run.EnvPatch, h.change(), nil)
 
 	// What a process killed during `helm upgrade` leaves behind.
 	kubeconfig := h.lc.Kubeconfig
@@ -206,7 +207,7 @@ func TestSweepStuckRelease(t *testing.T) {
 			t.Errorf("still pending after the repair: %+v", p)
 		}
 	}
-	if h.status(name) != store.EnvReady || !h.exists(name) || len(sum.Removed) != 0 {
+	if h.status(name) != run.EnvReady || !h.exists(name) || len(sum.Removed) != 0 {
 		t.Errorf("the repaired environment was removed or changed")
 	}
 	if h.ann.count() != 1 {
@@ -223,11 +224,11 @@ func TestSweepDryRun(t *testing.T) {
 	h.clock.Advance(time.Hour)
 	h.gs.SetStatus(cMerged, gerrittest.StatusMerged)
 	h.clock.Advance(time.Second)
-	h.env("merged", store.EnvPatch, cMerged, nil)
-	h.env("ttl", store.EnvCustom, 0, func(e *store.Env) { e.ExpiresAt = h.clock.Now().Add(-time.Minute) })
-	h.env("halfway", store.EnvPatch, 0, func(e *store.Env) { e.Status = store.EnvTearingDown })
-	h.record("vanished", store.EnvPatch, 0, nil)
-	old := &store.Run{Env: "merged", State: store.StateDone, Result: store.ResultPassed,
+	h.env("merged", run.EnvPatch, cMerged, nil)
+	h.env("ttl", run.EnvCustom, 0, func(e *run.Env) { e.ExpiresAt = h.clock.Now().Add(-time.Minute) })
+	h.env("halfway", run.EnvPatch, 0, func(e *run.Env) { e.Status = run.EnvTearingDown })
+	h.record("vanished", run.EnvPatch, 0, nil)
+	old := &run.Run{Env: "merged", State: run.StateDone, Result: run.ResultPassed,
 		CreatedAt: h.clock.Now().Add(-60 * 24 * time.Hour), FinishedAt: h.clock.Now().Add(-60 * 24 * time.Hour)}
 	if err := h.st.CreateRun(h.ctx, old); err != nil {
 		t.Fatal(err)
@@ -244,7 +245,7 @@ func TestSweepDryRun(t *testing.T) {
 			t.Errorf("dry run removed the namespace of %s", name)
 		}
 	}
-	if h.status("merged") != store.EnvReady || h.status("vanished") != store.EnvReady || h.status("halfway") != store.EnvTearingDown {
+	if h.status("merged") != run.EnvReady || h.status("vanished") != run.EnvReady || h.status("halfway") != run.EnvTearingDown {
 		t.Errorf("dry run changed records")
 	}
 	if got := h.d.called(); len(got) != 0 {
@@ -267,18 +268,18 @@ func TestSweepDryRun(t *testing.T) {
 // just marked gone.
 func TestSweepResumesTeardown(t *testing.T) {
 	h := newHarness(t, "crash")
-	h.env("halfway", store.EnvPatch, 0, func(e *store.Env) { e.Status, e.Protected = store.EnvTearingDown, true })
-	h.record("almost", store.EnvPatch, 0, func(e *store.Env) { e.Status = store.EnvTearingDown }) // namespace already gone
-	h.gs.FailNext(1, http.StatusServiceUnavailable)                                               // Gerrit is not needed for this
+	h.env("halfway", run.EnvPatch, 0, func(e *run.Env) { e.Status, e.Protected = run.EnvTearingDown, true })
+	h.record("almost", run.EnvPatch, 0, func(e *run.Env) { e.Status = run.EnvTearingDown }) // namespace already gone
+	h.gs.FailNext(1, http.StatusServiceUnavailable)                                         // Gerrit is not needed for this
 	sum := h.sweep(h.sweeper())
 
 	if got := actions(sum.Removed); !slices.Equal(got, []string{"halfway:resume"}) {
 		t.Errorf("Removed = %v, want the interrupted teardown finished", got)
 	}
-	if h.exists("halfway") || h.status("halfway") != store.EnvGone {
+	if h.exists("halfway") || h.status("halfway") != run.EnvGone {
 		t.Errorf("interrupted teardown not finished: namespace exists %v, status %s", h.exists("halfway"), h.status("halfway"))
 	}
-	if st := h.status("almost"); st != store.EnvGone {
+	if st := h.status("almost"); st != run.EnvGone {
 		t.Errorf("record whose namespace is gone is %s, want gone", st)
 	}
 }
@@ -288,17 +289,17 @@ func TestSweepResumesTeardown(t *testing.T) {
 func TestSweepPrunesRuns(t *testing.T) {
 	h := newHarness(t, "prune")
 	now := h.clock.Now()
-	mk := func(age time.Duration, state store.State) int64 {
-		r := &store.Run{Env: "e", State: state, CreatedAt: now.Add(-age)}
-		if state == store.StateDone {
-			r.Result, r.FinishedAt = store.ResultPassed, now.Add(-age)
+	mk := func(age time.Duration, state run.State) int64 {
+		r := &run.Run{Env: "e", State: state, CreatedAt: now.Add(-age)}
+		if state == run.StateDone {
+			r.Result, r.FinishedAt = run.ResultPassed, now.Add(-age)
 		}
 		if err := h.st.CreateRun(h.ctx, r); err != nil {
 			t.Fatal(err)
 		}
 		return r.ID
 	}
-	oldDone, newDone, oldOpen := mk(31*24*time.Hour, store.StateDone), mk(29*24*time.Hour, store.StateDone), mk(40*24*time.Hour, store.StateTesting)
+	oldDone, newDone, oldOpen := mk(31*24*time.Hour, run.StateDone), mk(29*24*time.Hour, run.StateDone), mk(40*24*time.Hour, run.StateTesting)
 	h.policy.LogsRetention = 30 * 24 * time.Hour
 	h.sweep(h.sweeper())
 	if _, err := h.st.GetRun(h.ctx, oldDone); !errors.Is(err, store.ErrNotFound) {
@@ -340,7 +341,7 @@ type countingStore struct {
 	lists atomic.Int64
 }
 
-func (c *countingStore) ListEnvs(ctx context.Context, f store.EnvFilter) ([]*store.Env, error) {
+func (c *countingStore) ListEnvs(ctx context.Context, f store.EnvFilter) ([]*run.Env, error) {
 	c.lists.Add(1)
 	return c.Store.ListEnvs(ctx, f)
 }
@@ -360,7 +361,7 @@ func (d *blockingDestroyer) DestroyEnv(ctx context.Context, _, _ string) error {
 // ErrSweepRunning at once and does nothing.
 func TestSweepsNeverOverlap(t *testing.T) {
 	h := newHarness(t, "overlap")
-	h.env("ttl", store.EnvCustom, 0, func(e *store.Env) { e.ExpiresAt = h.clock.Now().Add(-time.Minute) })
+	h.env("ttl", run.EnvCustom, 0, func(e *run.Env) { e.ExpiresAt = h.clock.Now().Add(-time.Minute) })
 	d := &blockingDestroyer{entered: make(chan struct{}), release: make(chan struct{})}
 	s := cleanup.New(cleanup.Options{Store: h.st, Gerrit: gerritClient(t, h.gs.URL()), Cluster: h.kc, Destroyer: d,
 		Policy: h.policy, Now: h.clock.Now})

@@ -1,0 +1,162 @@
+// Package run is ductbot's domain: what a run and an environment are, the
+// one run lifecycle (states, allowed transitions and the timestamps each
+// sets), and how environments are named. The store persists these types and
+// the web shows them; neither defines them.
+package run
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// State is where a run is in its life. Its transitions are
+// decided by Transition (lifecycle.go); the store only persists them.
+type State string
+
+// The states of a run, in order. A run in StateDone has a Result.
+const (
+	StateQueued    State = "queued"
+	StateDeploying State = "deploying"
+	StateTesting   State = "testing"
+	StateReporting State = "reporting"
+	StateDone      State = "done"
+)
+
+// Result is the outcome of a finished run.
+type Result string
+
+// The results a run can end with. ResultNone is the zero value of a run that
+// has not finished.
+const (
+	ResultNone       Result = ""
+	ResultPassed     Result = "passed"     // the tests passed
+	ResultFailed     Result = "failed"     // a test failed
+	ResultError      Result = "error"      // infrastructure: deploy failed or timed out, cluster unreachable
+	ResultSuperseded Result = "superseded" // a newer patch set replaced it before it finished
+	ResultCanceled   Result = "canceled"   // the change merged or was abandoned, or a person canceled it
+)
+
+// Trigger says why a run was started.
+type Trigger string
+
+// The triggers of a run.
+const (
+	TriggerUpload  Trigger = "upload"  // a new patch set was uploaded
+	TriggerRecheck Trigger = "recheck" // a trusted "recheck" comment on Gerrit
+	TriggerChat    Trigger = "chat"    // a chat command (!env, !retest)
+)
+
+// EnvKind says how an environment came to be.
+type EnvKind string
+
+// The kinds of environment.
+const (
+	EnvPatch  EnvKind = "patch"  // the per-change environment with the default matrix
+	EnvCustom EnvKind = "custom" // built from chat with a custom matrix
+)
+
+// EnvStatus is the observed state of an environment.
+type EnvStatus string
+
+// The statuses of an environment.
+const (
+	EnvDeploying   EnvStatus = "deploying"
+	EnvReady       EnvStatus = "ready"  // deployed; tests may have passed or failed
+	EnvBroken      EnvStatus = "broken" // the last deploy failed
+	EnvTearingDown EnvStatus = "tearing-down"
+	EnvGone        EnvStatus = "gone"
+)
+
+// Matrix maps a component name to the ref it runs.
+type Matrix map[string]string
+
+// Equal reports whether both matrices map the same components to the same refs.
+func (m Matrix) Equal(o Matrix) bool {
+	if len(m) != len(o) {
+		return false
+	}
+	for k, v := range m {
+		if ov, ok := o[k]; !ok || ov != v {
+			return false
+		}
+	}
+	return true
+}
+
+// Hash is a short, stable digest of the matrix (8 hex digits), for names.
+func (m Matrix) Hash() string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	h := sha256.New()
+	for _, k := range keys {
+		fmt.Fprintf(h, "%s=%s\n", k, m[k])
+	}
+	return hex.EncodeToString(h.Sum(nil))[:8]
+}
+
+// Env is one environment: one Helm release in its own namespace.
+type Env struct {
+	Name        string // stable, DNS-1123, unique; the key
+	Namespace   string
+	Release     string
+	Kind        EnvKind
+	Project     string
+	Change      int
+	PatchSet    int    // the patch set last deployed (or being deployed)
+	Revision    string // commit SHA of that patch set
+	Subject     string // commit subject (untrusted text)
+	Owner       string // change owner (untrusted text)
+	Matrix      Matrix
+	URL         string
+	Status      EnvStatus
+	Protected   bool
+	RequestedBy string    // chat identity for EnvCustom, empty otherwise
+	CreatedAt   time.Time // all times UTC
+	UpdatedAt   time.Time
+	ActiveAt    time.Time // last patch set, comment or chat activity
+	ExpiresAt   time.Time // zero: no TTL
+	GoneAt      time.Time // zero while alive
+}
+
+// Run is one deploy-and-test of an environment.
+type Run struct {
+	ID          int64
+	Env         string // Env.Name
+	Project     string
+	Change      int
+	PatchSet    int
+	Revision    string
+	Subject     string
+	Owner       string
+	Matrix      Matrix
+	Trigger     Trigger
+	RequestedBy string // chat identity or Gerrit account that asked, if any
+	TestOnly    bool   // retest: do not redeploy
+	State       State
+	Result      Result
+	Attempts    int    // deploy attempts made so far
+	Detail      string // human-readable reason for the result (last lines of Helm's error)
+	Reported    bool   // the Gerrit review for this run was posted (or deliberately skipped)
+	CreatedAt   time.Time
+	StartedAt   time.Time // deploy started
+	DeployedAt  time.Time // deploy finished
+	TestedAt    time.Time // tests finished
+	FinishedAt  time.Time // state reached done
+}
+
+// Finished reports whether the run has reached a result.
+func (r *Run) Finished() bool { return r.State == StateDone }
+
+// TestLog is the log of one test pod of a run.
+type TestLog struct {
+	RunID int64
+	Pod   string
+	Phase string // the pod's final phase: Succeeded or Failed
+	Log   string
+}
