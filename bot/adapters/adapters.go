@@ -12,7 +12,7 @@ import (
 
 	"github.com/ductbot/ductbot/bot/chat"
 	"github.com/ductbot/ductbot/bot/commands"
-	"github.com/ductbot/ductbot/core/pipeline"
+	"github.com/ductbot/ductbot/core/run"
 )
 
 // ErrQueueFull is returned (wrapped) by Send when an adapter had to drop a
@@ -24,7 +24,7 @@ var ErrStopped = errors.New("chat adapter stopped")
 
 // Adapter connects ductbot to one chat network.
 type Adapter interface {
-	// Name is the network name used in chat.Identity and pipeline.ReplyTo:
+	// Name is the network name used in chat.Identity and chat.ReplyTo:
 	// "irc", "slack" or "console".
 	Name() string
 	// Run connects, delivers incoming lines to h and sends h's replies back
@@ -46,14 +46,12 @@ type Threader interface {
 
 // Announcer sends run results and sweep summaries to the configured
 // channels on every adapter that serves them, and results of chat-started
-// runs back to the asker. It implements pipeline.Announcer. It does not
+// runs back to the asker. cmd/ductbot hands it to the pipeline, which needs only its methods. It does not
 // block: adapters queue.
 type Announcer struct {
 	adapters []Adapter
 	log      *slog.Logger
 }
-
-var _ pipeline.Announcer = (*Announcer)(nil)
 
 // NewAnnouncer makes an Announcer over adapters. A nil logger means
 // slog.Default().
@@ -66,9 +64,13 @@ func NewAnnouncer(log *slog.Logger, adapters ...Adapter) *Announcer {
 
 // Announce queues a's result for its channels and its asker. It returns the
 // errors of adapters that could not queue it, joined.
-func (an *Announcer) Announce(ctx context.Context, a pipeline.Announcement) error {
+func (an *Announcer) Announce(ctx context.Context, a run.Announcement) error {
 	m := commands.FormatAnnouncement(a)
-	err := an.send(ctx, a.Channels, a.ReplyTo, m)
+	var reply *chat.ReplyTo
+	if to, ok := chat.DecodeReplyTo(a.ReplyTo); ok {
+		reply = &to
+	}
+	err := an.send(ctx, a.Channels, reply, m)
 	if err != nil {
 		return fmt.Errorf("announcing run %d of %s: %w", a.Run.ID, a.Env.Name, err)
 	}
@@ -77,14 +79,14 @@ func (an *Announcer) Announce(ctx context.Context, a pipeline.Announcement) erro
 
 // AnnounceSweep queues one message summarising a cleanup sweep for the
 // summary's channels.
-func (an *Announcer) AnnounceSweep(ctx context.Context, s pipeline.SweepSummary) error {
+func (an *Announcer) AnnounceSweep(ctx context.Context, s run.SweepSummary) error {
 	if err := an.send(ctx, s.Channels, nil, commands.FormatSweep(s)); err != nil {
 		return fmt.Errorf("announcing sweep: %w", err)
 	}
 	return nil
 }
 
-func (an *Announcer) send(ctx context.Context, channels []string, reply *pipeline.ReplyTo, m chat.Message) error {
+func (an *Announcer) send(ctx context.Context, channels []string, reply *chat.ReplyTo, m chat.Message) error {
 	var errs []error
 	for _, ad := range an.adapters {
 		for _, t := range Targets(ad, channels, reply) {
@@ -102,7 +104,7 @@ func (an *Announcer) send(ctx context.Context, channels []string, reply *pipelin
 // to the asker. When the asker's channel is also an announcement channel
 // and there is no thread, the two are merged into one message addressed to
 // the asker.
-func Targets(ad Adapter, channels []string, reply *pipeline.ReplyTo) []chat.Target {
+func Targets(ad Adapter, channels []string, reply *chat.ReplyTo) []chat.Target {
 	var out []chat.Target
 	for _, ch := range channels {
 		if ad.Serves(ch) && !slices.ContainsFunc(out, func(t chat.Target) bool { return t.Channel == ch }) {
@@ -122,11 +124,13 @@ func Targets(ad Adapter, channels []string, reply *pipeline.ReplyTo) []chat.Targ
 	return append(out, rt)
 }
 
-var _ pipeline.Notifier = (*Announcer)(nil)
-
 // Notify queues a short message back to the person who asked for a run,
 // on the adapter they asked on (the "deployed" message of !env).
-func (an *Announcer) Notify(ctx context.Context, to pipeline.ReplyTo, text string) error {
+func (an *Announcer) Notify(ctx context.Context, replyTo string, text string) error {
+	to, ok := chat.DecodeReplyTo(replyTo)
+	if !ok {
+		return fmt.Errorf("notifying: %q is not a chat reply target", replyTo)
+	}
 	for _, ad := range an.adapters {
 		if ad.Name() != to.Network {
 			continue

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/ductbot/ductbot/bot/chat"
-	"github.com/ductbot/ductbot/core/pipeline"
+	"github.com/ductbot/ductbot/core/run"
 )
 
 type recorder struct {
@@ -30,8 +30,8 @@ func TestAnnouncerTargets(t *testing.T) {
 	ctx := context.Background()
 
 	// Asked on IRC in an announcement channel: one message, addressed.
-	if err := an.Announce(ctx, pipeline.Announcement{Channels: []string{"#dev", "C1", "#nowhere"},
-		ReplyTo: &pipeline.ReplyTo{Network: "irc", Channel: "#dev", User: "irc:al!a@h"}}); err != nil {
+	if err := an.Announce(ctx, run.Announcement{Channels: []string{"#dev", "C1", "#nowhere"},
+		ReplyTo: chat.ReplyTo{Network: "irc", Channel: "#dev", User: "irc:al!a@h"}.Encode()}); err != nil {
 		t.Fatal(err)
 	}
 	wantIRC := []chat.Target{{Channel: "#dev", Mention: "irc:al!a@h"}}
@@ -42,8 +42,8 @@ func TestAnnouncerTargets(t *testing.T) {
 
 	// Asked in a Slack thread: the channel post and the thread reply.
 	irc.sent, slack.sent = nil, nil
-	if err := an.Announce(ctx, pipeline.Announcement{Channels: []string{"C1"},
-		ReplyTo: &pipeline.ReplyTo{Network: "slack", Channel: "C1", Thread: "1.2", User: "slack:U1"}}); err != nil {
+	if err := an.Announce(ctx, run.Announcement{Channels: []string{"C1"},
+		ReplyTo: chat.ReplyTo{Network: "slack", Channel: "C1", Thread: "1.2", User: "slack:U1"}.Encode()}); err != nil {
 		t.Fatal(err)
 	}
 	wantSlack = []chat.Target{{Channel: "C1"}, {Channel: "C1", Thread: "1.2", Mention: "slack:U1"}}
@@ -53,7 +53,7 @@ func TestAnnouncerTargets(t *testing.T) {
 
 	// A sweep goes to its channels once.
 	irc.sent, slack.sent = nil, nil
-	if err := an.AnnounceSweep(ctx, pipeline.SweepSummary{Channels: []string{"#ops", "#ops"}}); err != nil {
+	if err := an.AnnounceSweep(ctx, run.SweepSummary{Channels: []string{"#ops", "#ops"}}); err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(irc.sent, []chat.Target{{Channel: "#ops"}}) || len(slack.sent) != 0 {

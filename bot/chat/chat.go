@@ -11,7 +11,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/ductbot/ductbot/core/pipeline"
+	"encoding/json"
 )
 
 // Identity is a stable description of who sent a line.
@@ -45,12 +45,37 @@ func (id Identity) String() string {
 	}
 }
 
+// ReplyTo says where a chat request came from, so that the result of the run
+// it started can be sent back there (a thread on Slack, the channel on IRC).
+// The pipeline keeps it as an opaque string (Encode, DecodeReplyTo) and never
+// looks inside.
+type ReplyTo struct {
+	Network string `json:"network"` // adapter name: "irc", "slack", "console"
+	Channel string `json:"channel"`
+	Thread  string `json:"thread,omitempty"` // Slack thread timestamp; empty elsewhere
+	User    string `json:"user,omitempty"`   // the asker's stable identity
+}
+
+// Encode is the opaque form the pipeline stores.
+func (r ReplyTo) Encode() string {
+	b, _ := json.Marshal(r) // a struct of strings always marshals
+	return string(b)
+}
+
+// DecodeReplyTo reads what Encode wrote; ok is false for "" or anything else.
+func DecodeReplyTo(s string) (r ReplyTo, ok bool) {
+	if s == "" || json.Unmarshal([]byte(s), &r) != nil || r.Network == "" {
+		return ReplyTo{}, false
+	}
+	return r, true
+}
+
 // Incoming is one line of chat addressed, maybe, to the bot.
 type Incoming struct {
 	From      Identity
-	ReplyTo   pipeline.ReplyTo // where the answer and later results go
-	Text      string           // the line as typed (mention already removed); untrusted
-	Mentioned bool             // the bot was mentioned, so the command prefix is optional
+	ReplyTo   ReplyTo // where the answer and later results go
+	Text      string  // the line as typed (mention already removed); untrusted
+	Mentioned bool    // the bot was mentioned, so the command prefix is optional
 }
 
 // Handler answers incoming lines. Handle returns ok=false when the line is
@@ -75,7 +100,7 @@ type Target struct {
 }
 
 // TargetFor turns a ReplyTo into a Target that addresses the asker.
-func TargetFor(r pipeline.ReplyTo) Target {
+func TargetFor(r ReplyTo) Target {
 	return Target{Channel: r.Channel, Thread: r.Thread, Mention: r.User}
 }
 

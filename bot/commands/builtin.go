@@ -100,8 +100,7 @@ func builtins(b Backend, opts Options) []*Command {
 					}
 				}
 				req.By = call.By
-				reply := call.ReplyTo
-				req.ReplyTo = &reply
+				req.ReplyTo = call.ReplyTo.Encode()
 				t, err := b.RequestEnv(ctx, req)
 				if err != nil {
 					return chat.Message{}, fmt.Errorf("requesting an environment for change %d: %w", req.Change, err)
@@ -150,8 +149,7 @@ func builtins(b Backend, opts Options) []*Command {
 			Examples: []string{"12345"}, Mutates: true,
 			Parse: targetArg("environment name or change number"),
 			Run: func(ctx context.Context, call *Call, args any) (chat.Message, error) {
-				reply := call.ReplyTo
-				t, err := b.Retest(ctx, args.(string), call.By, &reply)
+				t, err := b.Retest(ctx, args.(string), call.By, call.ReplyTo.Encode())
 				if err != nil {
 					return chat.Message{}, fmt.Errorf("retesting %s: %w", args, err)
 				}

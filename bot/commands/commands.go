@@ -27,10 +27,10 @@ type Backend interface {
 	Envs(ctx context.Context) ([]*run.Env, error)                            // live environments
 	Status(ctx context.Context, target string) (*run.Env, []*run.Run, error) // target: env name or change number; newest run first
 	Destroy(ctx context.Context, target, by string) (string, error)          // returns the env name destroyed
-	Retest(ctx context.Context, target, by string, reply *pipeline.ReplyTo) (pipeline.Ticket, error)
+	Retest(ctx context.Context, target, by string, reply string) (pipeline.Ticket, error)
 	Extend(ctx context.Context, env string, d time.Duration, by string) (time.Time, error) // returns new expiry
 	Keep(ctx context.Context, env string, keep bool, by string) error                      // protect from automatic cleanup
-	Sweep(ctx context.Context, by string) (pipeline.SweepSummary, error)                   // run a cleanup sweep now
+	Sweep(ctx context.Context, by string) (run.SweepSummary, error)                        // run a cleanup sweep now
 	RunURL(runID int64) string
 	DashboardURL() string
 	Components() []string // configured component names
@@ -62,8 +62,8 @@ type Command struct {
 // Call is the context of one command invocation.
 type Call struct {
 	From    chat.Identity
-	By      string           // From.String(): the identity stored as RequestedBy
-	ReplyTo pipeline.ReplyTo // where later results go
+	By      string       // From.String(): the identity stored as RequestedBy
+	ReplyTo chat.ReplyTo // where later results go
 	Router  *Router
 }
 

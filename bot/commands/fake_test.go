@@ -89,7 +89,7 @@ func (f *fakeBackend) Destroy(_ context.Context, target, _ string) (string, erro
 	return e.Name, nil
 }
 
-func (f *fakeBackend) Retest(_ context.Context, target, _ string, _ *pipeline.ReplyTo) (pipeline.Ticket, error) {
+func (f *fakeBackend) Retest(_ context.Context, target, _ string, _ string) (pipeline.Ticket, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	e := f.find(target)
@@ -116,8 +116,8 @@ func (f *fakeBackend) Keep(_ context.Context, env string, keep bool, _ string) e
 	return nil
 }
 
-func (f *fakeBackend) Sweep(context.Context, string) (pipeline.SweepSummary, error) {
-	return pipeline.SweepSummary{Removed: []pipeline.SweepAction{{Env: "e-1", Policy: "ttl"}}}, nil
+func (f *fakeBackend) Sweep(context.Context, string) (run.SweepSummary, error) {
+	return run.SweepSummary{Removed: []run.SweepAction{{Env: "e-1", Policy: "ttl"}}}, nil
 }
 
 func (f *fakeBackend) RunURL(id int64) string {

@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/ductbot/ductbot/bot/chat"
-	"github.com/ductbot/ductbot/core/pipeline"
 	"github.com/ductbot/ductbot/core/run"
 )
 
@@ -16,7 +15,7 @@ const maxSweepLines = 10
 // change, patch set, subject and owner in the title; the environment URL,
 // log link and, when it differs from the default, the matrix as fields.
 // Subject and owner are untrusted; adapters make them safe for their network.
-func FormatAnnouncement(a pipeline.Announcement) chat.Message {
+func FormatAnnouncement(a run.Announcement) chat.Message {
 	r := a.Run
 	result := string(r.Result)
 	if result == "" {
@@ -73,7 +72,7 @@ func lastLine(s string) string {
 
 // FormatSweep renders one cleanup sweep as one message: counts in the title,
 // then up to a bounded number of removed and skipped environments.
-func FormatSweep(s pipeline.SweepSummary) chat.Message {
+func FormatSweep(s run.SweepSummary) chat.Message {
 	title := "Cleanup sweep"
 	if s.DryRun {
 		title += " (dry run, nothing removed)"
@@ -85,7 +84,7 @@ func FormatSweep(s pipeline.SweepSummary) chat.Message {
 	title += fmt.Sprintf(": %s %d, skipped %d, repaired %d.", verb, len(s.Removed), len(s.Skipped), len(s.Repaired))
 	m := chat.Message{Title: title}
 	lines := 0
-	add := func(kind string, acts []pipeline.SweepAction) {
+	add := func(kind string, acts []run.SweepAction) {
 		for i, a := range acts {
 			if lines >= maxSweepLines {
 				m.Lines = append(m.Lines, fmt.Sprintf("and %d more %s", len(acts)-i, kind))

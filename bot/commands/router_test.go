@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/ductbot/ductbot/bot/chat"
-	"github.com/ductbot/ductbot/core/pipeline"
 )
 
 var (
@@ -34,7 +33,7 @@ func newTestRouter(t testing.TB, b Backend, opts Options) *Router {
 }
 
 func say(r *Router, from chat.Identity, text string) (chat.Message, bool) {
-	return r.Handle(context.Background(), chat.Incoming{From: from, Text: text, ReplyTo: pipeline.ReplyTo{Network: from.Network, Channel: "#dev"}})
+	return r.Handle(context.Background(), chat.Incoming{From: from, Text: text, ReplyTo: chat.ReplyTo{Network: from.Network, Channel: "#dev"}})
 }
 
 func TestRouter(t *testing.T) {
@@ -102,7 +101,7 @@ func TestRouterEnvRequest(t *testing.T) {
 	f := newFake(0)
 	r := newTestRouter(t, f, Options{})
 	in := chat.Incoming{From: alice, Text: "!env 12345/3 wiki=change:1/2 ttl=2h",
-		ReplyTo: pipeline.ReplyTo{Network: "slack", Channel: "C1", Thread: "111.222"}}
+		ReplyTo: chat.ReplyTo{Network: "slack", Channel: "C1", Thread: "111.222"}}
 	if m, _ := r.Handle(context.Background(), in); m.Error {
 		t.Fatalf("reply %q", m.Text())
 	}
@@ -113,8 +112,8 @@ func TestRouterEnvRequest(t *testing.T) {
 	if req.By != "slack:U1ALICE" || req.Change != 12345 || req.PatchSet != 3 || req.TTL != 2*time.Hour || req.Overrides["wiki"] != "change:1/2" {
 		t.Errorf("request = %+v", req)
 	}
-	want := pipeline.ReplyTo{Network: "slack", Channel: "C1", Thread: "111.222", User: "slack:U1ALICE"}
-	if req.ReplyTo == nil || *req.ReplyTo != want {
+	want := chat.ReplyTo{Network: "slack", Channel: "C1", Thread: "111.222", User: "slack:U1ALICE"}
+	if got, ok := chat.DecodeReplyTo(req.ReplyTo); !ok || got != want {
 		t.Errorf("ReplyTo = %+v, want %+v", req.ReplyTo, want)
 	}
 }

@@ -103,9 +103,7 @@ func (e *Engine) RequestEnv(ctx context.Context, req EnvRequest) (Ticket, error)
 		if env != nil {
 			t.URL = env.URL
 		}
-		if req.ReplyTo != nil {
-			e.rememberReply(ctx, r.ID, req.ReplyTo)
-		}
+		e.rememberReply(ctx, r.ID, req.ReplyTo)
 		return t, nil
 	}
 
@@ -278,7 +276,7 @@ func (e *Engine) releaseEnv(name string) {
 }
 
 // Retest runs the tests of a live environment again, without redeploying.
-func (e *Engine) Retest(ctx context.Context, target, by string, reply *ReplyTo) (Ticket, error) {
+func (e *Engine) Retest(ctx context.Context, target, by string, reply string) (Ticket, error) {
 	env, err := e.findEnv(ctx, target)
 	if err != nil {
 		return Ticket{}, err
@@ -338,9 +336,9 @@ func (e *Engine) Keep(ctx context.Context, name string, keep bool, by string) er
 }
 
 // Sweep runs a cleanup sweep now.
-func (e *Engine) Sweep(ctx context.Context, by string) (SweepSummary, error) {
+func (e *Engine) Sweep(ctx context.Context, by string) (run.SweepSummary, error) {
 	if e.sweeper == nil {
-		return SweepSummary{}, userErr("cleanup is not configured")
+		return run.SweepSummary{}, userErr("cleanup is not configured")
 	}
 	return e.sweeper.Sweep(ctx, by)
 }
@@ -348,7 +346,7 @@ func (e *Engine) Sweep(ctx context.Context, by string) (SweepSummary, error) {
 // SetSweeper attaches the cleanup sweep after construction (it needs the
 // engine as its Destroyer).
 func (e *Engine) SetSweeper(s interface {
-	Sweep(ctx context.Context, by string) (SweepSummary, error)
+	Sweep(ctx context.Context, by string) (run.SweepSummary, error)
 }) {
 	e.sweeper = s
 }

@@ -11,7 +11,6 @@ package pipeline
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -70,7 +69,7 @@ type Options struct {
 	Now       func() time.Time
 	// Sweeper runs a cleanup sweep on request (chat !sweep); may be nil.
 	Sweeper interface {
-		Sweep(ctx context.Context, by string) (SweepSummary, error)
+		Sweep(ctx context.Context, by string) (run.SweepSummary, error)
 	}
 	// Self is ductbot's own Gerrit account: its comments never trigger anything.
 	Self *gerrit.Account
@@ -89,7 +88,7 @@ type Engine struct {
 	now     func() time.Time
 	plan    *MatrixPlan
 	sweeper interface {
-		Sweep(ctx context.Context, by string) (SweepSummary, error)
+		Sweep(ctx context.Context, by string) (run.SweepSummary, error)
 	}
 	self  *gerrit.Account
 	trust *trustCache
@@ -100,7 +99,7 @@ type Engine struct {
 	queue    []int64              // waiting run IDs, oldest first
 	active   map[int64]*activeRun // running runs by ID
 	busy     map[string]bool      // environments with a run or a teardown in progress
-	replies  map[int64]*ReplyTo   // chat requests waiting for their result
+	replies  map[int64]string     // chat requests waiting for their result (opaque reply targets)
 	wake     chan struct{}
 	stopping bool
 	wg       sync.WaitGroup
@@ -132,7 +131,7 @@ func New(o Options) *Engine {
 		cfg: o.Config, chart: o.Chart, store: o.Store, cluster: o.Cluster, gerrit: o.Gerrit,
 		announc: o.Announcer, metrics: o.Metrics, log: o.Logger, now: o.Now, plan: NewMatrixPlan(o.Config),
 		sweeper: o.Sweeper, self: o.Self, trust: newTrustCache(o.Gerrit, 5*time.Minute, o.Now, o.Logger),
-		active: map[int64]*activeRun{}, busy: map[string]bool{}, replies: map[int64]*ReplyTo{},
+		active: map[int64]*activeRun{}, busy: map[string]bool{}, replies: map[int64]string{},
 		wake: make(chan struct{}, 1),
 	}
 }
@@ -180,7 +179,10 @@ func (e *Engine) Run(ctx context.Context, grace time.Duration) error {
 
 // rememberReply records where a chat-started run's result goes, in memory
 // and in the store, so that it still reaches the asker after a restart.
-func (e *Engine) rememberReply(ctx context.Context, runID int64, to *ReplyTo) {
+func (e *Engine) rememberReply(ctx context.Context, runID int64, to string) {
+	if to == "" {
+		return
+	}
 	e.mu.Lock()
 	if _, ok := e.replies[runID]; ok {
 		e.mu.Unlock()
@@ -188,16 +190,14 @@ func (e *Engine) rememberReply(ctx context.Context, runID int64, to *ReplyTo) {
 	}
 	e.replies[runID] = to
 	e.mu.Unlock()
-	if b, err := json.Marshal(to); err == nil {
-		if err := e.store.SetMeta(ctx, replyKey(runID), string(b)); err != nil {
-			e.log.Warn("saving where to reply", "run", runID, "err", err)
-		}
+	if err := e.store.SetMeta(ctx, replyKey(runID), to); err != nil {
+		e.log.Warn("saving where to reply", "run", runID, "err", err)
 	}
 }
 
 // replyFor is where a run's result goes back to, if it was asked for in
 // chat; forget drops it once the result is out.
-func (e *Engine) replyFor(ctx context.Context, runID int64, forget bool) *ReplyTo {
+func (e *Engine) replyFor(ctx context.Context, runID int64, forget bool) string {
 	e.mu.Lock()
 	to, ok := e.replies[runID]
 	if forget {
@@ -205,14 +205,11 @@ func (e *Engine) replyFor(ctx context.Context, runID int64, forget bool) *ReplyT
 	}
 	e.mu.Unlock()
 	if !ok {
-		if v, found, err := e.store.GetMeta(ctx, replyKey(runID)); err == nil && found && v != "" {
-			to = new(ReplyTo)
-			if json.Unmarshal([]byte(v), to) != nil {
-				to = nil
-			}
+		if v, found, err := e.store.GetMeta(ctx, replyKey(runID)); err == nil && found {
+			to = v
 		}
 	}
-	if forget && to != nil {
+	if forget && to != "" {
 		_ = e.store.SetMeta(ctx, replyKey(runID), "")
 	}
 	return to
@@ -341,7 +338,7 @@ func (e *Engine) Position(id int64) int {
 
 // enqueue persists a new run, supersedes the older unfinished runs of the
 // same environment, and queues it.
-func (e *Engine) enqueue(ctx context.Context, r *run.Run, env *run.Env, reply *ReplyTo) (int, error) {
+func (e *Engine) enqueue(ctx context.Context, r *run.Run, env *run.Env, reply string) (int, error) {
 	r.State, r.CreatedAt = run.StateQueued, e.now().UTC()
 	if err := e.store.PutEnv(ctx, env); err != nil {
 		return 0, fmt.Errorf("saving environment %s: %w", env.Name, err)
@@ -350,9 +347,7 @@ func (e *Engine) enqueue(ctx context.Context, r *run.Run, env *run.Env, reply *R
 		return 0, fmt.Errorf("saving run: %w", err)
 	}
 	e.supersedeOlder(ctx, r)
-	if reply != nil {
-		e.rememberReply(ctx, r.ID, reply)
-	}
+	e.rememberReply(ctx, r.ID, reply)
 	e.mu.Lock()
 	e.queue = append(e.queue, r.ID)
 	pos := len(e.queue)

@@ -214,20 +214,20 @@ func (h *harness) runs(change int) []*run.Run {
 // recordingAnnouncer keeps every announcement.
 type recordingAnnouncer struct {
 	mu  sync.Mutex
-	got []pipeline.Announcement
+	got []run.Announcement
 }
 
-func (r *recordingAnnouncer) Announce(_ context.Context, a pipeline.Announcement) error {
+func (r *recordingAnnouncer) Announce(_ context.Context, a run.Announcement) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.got = append(r.got, a)
 	return nil
 }
 
-func (r *recordingAnnouncer) all() []pipeline.Announcement {
+func (r *recordingAnnouncer) all() []run.Announcement {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]pipeline.Announcement(nil), r.got...)
+	return append([]run.Announcement(nil), r.got...)
 }
 
 type testLog struct{ t testing.TB }

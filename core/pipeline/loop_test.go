@@ -271,7 +271,7 @@ func TestChatReplySurvivesRestart(t *testing.T) {
 	h.grace = 0
 	h.start()
 	n := h.upload(0, "mallory", "Asked for in chat SLOW")
-	to := &pipeline.ReplyTo{Network: "slack", Channel: "C1", Thread: "1700000000.1", User: "slack:U1"}
+	to := `{"network":"slack","channel":"C1","thread":"1700000000.1","user":"slack:U1"}`
 	tk, err := h.engine.RequestEnv(context.Background(), pipeline.EnvRequest{Change: n, Overrides: run.Matrix{"wiki": "w2"}, By: "slack:U1", ReplyTo: to})
 	if err != nil {
 		t.Fatal(err)
@@ -284,7 +284,7 @@ func TestChatReplySurvivesRestart(t *testing.T) {
 	h.start()
 	h.waitFor(120*time.Second, "the result announced", func() bool { return len(h.ann.all()) > 0 })
 	a := h.ann.all()[0]
-	if a.ReplyTo == nil || *a.ReplyTo != *to {
+	if a.ReplyTo != to {
 		t.Errorf("announcement ReplyTo = %+v, want %+v", a.ReplyTo, to)
 	}
 }

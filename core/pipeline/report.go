@@ -202,7 +202,7 @@ func (e *Engine) announce(ctx context.Context, r *run.Run, env *run.Env) {
 	if e.announc == nil {
 		return
 	}
-	a := Announcement{Run: *r, RunURL: e.RunURL(r.ID), DefaultMatrix: e.plan.Default(), ReplyTo: reply}
+	a := run.Announcement{Run: *r, RunURL: e.RunURL(r.ID), DefaultMatrix: e.plan.Default(), ReplyTo: reply}
 	if env != nil {
 		a.Env = *env
 	}
@@ -222,17 +222,17 @@ func (e *Engine) announce(ctx context.Context, r *run.Run, env *run.Env) {
 // Notifier is an optional Announcer capability: a short message back to the
 // person who asked for a run (the "ready" message of !env).
 type Notifier interface {
-	Notify(ctx context.Context, to ReplyTo, text string) error
+	Notify(ctx context.Context, replyTo string, text string) error
 }
 
 func (e *Engine) notifyDeployed(r *run.Run, env *run.Env) {
 	reply := e.replyFor(context.Background(), r.ID, false)
 	n, ok := e.announc.(Notifier)
-	if reply == nil || !ok {
+	if reply == "" || !ok {
 		return
 	}
 	text := fmt.Sprintf("%s is deployed: %s (running its tests now)", env.Name, env.URL)
-	if err := n.Notify(context.Background(), *reply, text); err != nil {
+	if err := n.Notify(context.Background(), reply, text); err != nil {
 		e.log.Warn("notifying the requester", append(runAttrs(r), "err", err)...)
 	}
 }

@@ -61,7 +61,7 @@ func (e *Engine) handleChange(ctx context.Context, ch *gerrit.Change) error {
 			log.Warn("could not check whether the uploader is trusted; will retry", "err", err)
 			return err
 		case trusted:
-			if _, err := e.startPatchRun(ctx, ch, run.TriggerUpload, ch.Uploader.String(), nil); err != nil {
+			if _, err := e.startPatchRun(ctx, ch, run.TriggerUpload, ch.Uploader.String(), ""); err != nil {
 				return err
 			}
 		default:
@@ -122,7 +122,7 @@ func (e *Engine) handleRechecks(ctx context.Context, ch *gerrit.Change, proj con
 			e.log.Info("ignoring recheck from an untrusted account", "change", ch.Number, "author", m.Author.String())
 			continue
 		}
-		if _, err := e.startPatchRun(ctx, ch, run.TriggerRecheck, m.Author.String(), nil); err != nil {
+		if _, err := e.startPatchRun(ctx, ch, run.TriggerRecheck, m.Author.String(), ""); err != nil {
 			return err
 		}
 	}
@@ -134,7 +134,7 @@ func (e *Engine) handleRechecks(ctx context.Context, ch *gerrit.Change, proj con
 
 // startPatchRun queues a run of a change's current patch set in the change's
 // own environment, with the default matrix plus the patch set's component.
-func (e *Engine) startPatchRun(ctx context.Context, ch *gerrit.Change, trigger run.Trigger, by string, reply *ReplyTo) (*run.Run, error) {
+func (e *Engine) startPatchRun(ctx context.Context, ch *gerrit.Change, trigger run.Trigger, by string, reply string) (*run.Run, error) {
 	proj, _ := e.cfg.Project(ch.Project)
 	ref, err := e.plan.PatchRef(proj.Component, refData(ch))
 	if err != nil {

@@ -4,6 +4,7 @@
 package text
 
 import (
+	"fmt"
 	"strings"
 	"unicode/utf8"
 )
@@ -30,4 +31,31 @@ func LastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// HeadTail makes s valid UTF-8 and at most maxBytes long by keeping its
+// beginning and its end and replacing the middle with a line that says how
+// many bytes were cut. A log's head says how a test started and its tail how
+// it ended; both matter more than the middle. maxBytes <= 0 means no limit.
+func HeadTail(s string, maxBytes int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if maxBytes <= 0 || len(s) <= maxBytes {
+		return s
+	}
+	// The marker's length depends on the count it names; a count is at
+	// most len(s), so size the marker for that and the cut can only shrink.
+	marker := func(n int) string { return fmt.Sprintf("\n[… %d bytes cut by ductbot: logs are limited to %d bytes …]\n", n, maxBytes) }
+	room := maxBytes - len(marker(len(s)))
+	if room <= 0 {
+		return Truncate(s, maxBytes, "")
+	}
+	head := room / 2
+	for head > 0 && !utf8.RuneStart(s[head]) {
+		head--
+	}
+	tail := len(s) - (room - head)
+	for tail < len(s) && !utf8.RuneStart(s[tail]) {
+		tail++
+	}
+	return s[:head] + marker(tail-head) + s[tail:]
 }

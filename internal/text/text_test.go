@@ -40,3 +40,43 @@ func TestLastLines(t *testing.T) {
 		t.Errorf("LastLines(one, 5) = %q", got)
 	}
 }
+
+func TestHeadTail(t *testing.T) {
+	long := strings.Repeat("a", 5000) + "MIDDLE" + strings.Repeat("z", 5000)
+	cases := []struct {
+		name string
+		in   string
+		max  int
+	}{
+		{"short stays", "hello", 100},
+		{"no limit", long, 0},
+		{"long cut", long, 1000},
+		{"runes", strings.Repeat("é", 3000), 700},
+		{"tiny limit", long, 10},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := HeadTail(c.in, c.max)
+			if !utf8.ValidString(got) {
+				t.Fatalf("result is not valid UTF-8")
+			}
+			if c.max > 0 && len(got) > c.max {
+				t.Fatalf("len = %d, want at most %d", len(got), c.max)
+			}
+			if c.max <= 0 || len(c.in) <= c.max {
+				if got != c.in {
+					t.Fatalf("changed a text within the limit")
+				}
+				return
+			}
+			if c.max >= 200 {
+				if !strings.Contains(got, "bytes cut by ductbot") {
+					t.Errorf("no cut marker in %q", got)
+				}
+				if got[0] != c.in[0] || got[len(got)-1] != c.in[len(c.in)-1] {
+					t.Errorf("head or tail lost: %q…%q", got[:5], got[len(got)-5:])
+				}
+			}
+		})
+	}
+}

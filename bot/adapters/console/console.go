@@ -12,7 +12,6 @@ import (
 	"sync"
 
 	"github.com/ductbot/ductbot/bot/chat"
-	"github.com/ductbot/ductbot/core/pipeline"
 )
 
 // Network is the adapter's name in identities and ReplyTo.
@@ -85,7 +84,7 @@ func (a *Adapter) Run(ctx context.Context, h chat.Handler) error {
 				}
 				return nil
 			}
-			in := chat.Incoming{From: id, Text: line, ReplyTo: pipeline.ReplyTo{Network: Network, User: id.String()}}
+			in := chat.Incoming{From: id, Text: line, ReplyTo: chat.ReplyTo{Network: Network, User: id.String()}}
 			if reply, ok := h.Handle(ctx, in); ok {
 				if err := a.Send(ctx, chat.Target{}, reply); err != nil {
 					return err

@@ -9,7 +9,6 @@ import (
 
 	"github.com/ductbot/ductbot/bot/adapters"
 	"github.com/ductbot/ductbot/bot/chat"
-	"github.com/ductbot/ductbot/core/pipeline"
 	"github.com/ductbot/ductbot/core/run"
 )
 
@@ -45,12 +44,12 @@ func TestScriptedSession(t *testing.T) {
 	// Announcements still print after the input ended.
 	out.Reset()
 	an := adapters.NewAnnouncer(nil, a)
-	err := an.Announce(ctx, pipeline.Announcement{
+	err := an.Announce(ctx, run.Announcement{
 		Run:      run.Run{ID: 7, Change: 12345, PatchSet: 2, Subject: "Add a thing", Owner: "Ann", State: run.StateDone, Result: run.ResultPassed, Matrix: run.Matrix{"wiki": "abc"}},
 		Env:      run.Env{Name: "e-12345", URL: "https://e-12345.example"},
 		Channels: []string{"#dev"},
 		RunURL:   "https://ductbot.example/runs/7",
-		ReplyTo:  &pipeline.ReplyTo{Network: "console", User: "console:tester"},
+		ReplyTo:  chat.ReplyTo{Network: "console", User: "console:tester"}.Encode(),
 	})
 	if err != nil {
 		t.Fatal(err)

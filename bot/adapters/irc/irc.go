@@ -23,7 +23,6 @@ import (
 
 	"github.com/ductbot/ductbot/bot/chat"
 	"github.com/ductbot/ductbot/core/metrics"
-	"github.com/ductbot/ductbot/core/pipeline"
 )
 
 // Network is the adapter's name in identities and ReplyTo.
@@ -357,7 +356,7 @@ func (s *session) privmsg(m *irc.Message) {
 		in.From.ID = acct
 	}
 	if isChannel(target) {
-		in.ReplyTo = pipeline.ReplyTo{Network: Network, Channel: target}
+		in.ReplyTo = chat.ReplyTo{Network: Network, Channel: target}
 		for _, sep := range []string{":", ","} {
 			if rest, ok := cutPrefixFold(text, nick+sep); ok {
 				in.Text, in.Mentioned = strings.TrimSpace(rest), true
@@ -365,7 +364,7 @@ func (s *session) privmsg(m *irc.Message) {
 			}
 		}
 	} else {
-		in.ReplyTo = pipeline.ReplyTo{Network: Network, Channel: m.Prefix.Name}
+		in.ReplyTo = chat.ReplyTo{Network: Network, Channel: m.Prefix.Name}
 		in.Mentioned = true // a private message is addressed to the bot
 	}
 	select {

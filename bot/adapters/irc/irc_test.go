@@ -13,7 +13,6 @@ import (
 	"github.com/ductbot/ductbot/bot/adapters"
 	"github.com/ductbot/ductbot/bot/chat"
 	"github.com/ductbot/ductbot/core/metrics"
-	"github.com/ductbot/ductbot/core/pipeline"
 	"github.com/ductbot/ductbot/core/run"
 )
 
@@ -69,8 +68,8 @@ func startBot(t *testing.T, addr string, fast bool) (*Adapter, *metrics.Metrics)
 	return a, m
 }
 
-func announcement(subject string) pipeline.Announcement {
-	return pipeline.Announcement{
+func announcement(subject string) run.Announcement {
+	return run.Announcement{
 		Run:      run.Run{ID: 9, Change: 12345, PatchSet: 2, Subject: subject, Owner: "Ann", State: run.StateDone, Result: run.ResultFailed},
 		Env:      run.Env{Name: "e-12345", URL: "https://e-12345.example"},
 		Channels: []string{channel},

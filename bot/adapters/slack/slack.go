@@ -20,7 +20,6 @@ import (
 
 	"github.com/ductbot/ductbot/bot/chat"
 	"github.com/ductbot/ductbot/core/metrics"
-	"github.com/ductbot/ductbot/core/pipeline"
 )
 
 // Network is the adapter's name in identities and ReplyTo.
@@ -261,7 +260,7 @@ func (a *Adapter) incoming(data any) (chat.Incoming, bool) {
 		From:      chat.Identity{Network: Network, ID: user, Display: user},
 		Text:      unescape(text),
 		Mentioned: mentioned,
-		ReplyTo:   pipeline.ReplyTo{Network: Network, Channel: channel, Thread: thread},
+		ReplyTo:   chat.ReplyTo{Network: Network, Channel: channel, Thread: thread},
 	}, true
 }
 

@@ -19,7 +19,6 @@ import (
 	"github.com/ductbot/ductbot/core/k8s"
 	"github.com/ductbot/ductbot/core/k8s/localcluster"
 	"github.com/ductbot/ductbot/core/metrics"
-	"github.com/ductbot/ductbot/core/pipeline"
 	"github.com/ductbot/ductbot/core/pipeline/cleanup"
 	"github.com/ductbot/ductbot/core/run"
 	"github.com/ductbot/ductbot/core/store"
@@ -94,10 +93,10 @@ func (d *destroyer) called() []string {
 // announcer records every summary.
 type announcer struct {
 	mu   sync.Mutex
-	sums []pipeline.SweepSummary
+	sums []run.SweepSummary
 }
 
-func (a *announcer) AnnounceSweep(_ context.Context, s pipeline.SweepSummary) error {
+func (a *announcer) AnnounceSweep(_ context.Context, s run.SweepSummary) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.sums = append(a.sums, s)
@@ -218,7 +217,7 @@ func (h *harness) record(name string, kind run.EnvKind, change int, edit func(*r
 
 func (h *harness) change() int { return h.gs.CreateChange("wiki", "master", "a change", "alice") }
 
-func (h *harness) sweep(s *cleanup.Sweeper) pipeline.SweepSummary {
+func (h *harness) sweep(s *cleanup.Sweeper) run.SweepSummary {
 	h.t.Helper()
 	sum, err := s.Sweep(h.ctx, "test")
 	if err != nil {
@@ -259,7 +258,7 @@ func (h *harness) skips(reason string) float64 {
 
 // envs lists the summary's actions as env:policy, only for this test's
 // environments.
-func actions(as []pipeline.SweepAction) []string {
+func actions(as []run.SweepAction) []string {
 	var out []string
 	for _, a := range as {
 		out = append(out, a.Env+":"+a.Policy)

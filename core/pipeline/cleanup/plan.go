@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/ductbot/ductbot/core/k8s"
-	"github.com/ductbot/ductbot/core/pipeline"
 	"github.com/ductbot/ductbot/core/run"
 )
 
@@ -44,19 +43,19 @@ type observation struct {
 // target is one environment record to destroy.
 type target struct {
 	env    *run.Env
-	action pipeline.SweepAction
+	action run.SweepAction
 }
 
 // orphan is one namespace to remove that no record claims.
 type orphan struct {
 	namespace string
 	release   string
-	action    pipeline.SweepAction
+	action    run.SweepAction
 }
 
 // skip is one environment left alone, with the metric reason.
 type skip struct {
-	action pipeline.SweepAction
+	action run.SweepAction
 	reason string // SkipGerrit, SkipUnknown or SkipFailed
 }
 
@@ -110,7 +109,7 @@ func makePlan(o observation, p Policy) plan {
 		}
 		ch := o.changes[env.Change]
 		d := Decide(o.now, env, ch, p)
-		act := pipeline.SweepAction{Env: env.Name, Policy: d.Policy, Reason: d.Reason}
+		act := run.SweepAction{Env: env.Name, Policy: d.Policy, Reason: d.Reason}
 		switch {
 		case d.Remove:
 			pl.destroy = append(pl.destroy, target{env: env, action: act})
@@ -142,7 +141,7 @@ func makePlan(o observation, p Policy) plan {
 			if rel == "" {
 				rel = envName
 			}
-			pl.orphans = append(pl.orphans, orphan{namespace: ns.Name, release: rel, action: pipeline.SweepAction{
+			pl.orphans = append(pl.orphans, orphan{namespace: ns.Name, release: rel, action: run.SweepAction{
 				Env: envName, Policy: PolicyOrphan,
 				Reason: fmt.Sprintf("namespace %s (created %s) has no live record", ns.Name, stamp(ns.Created)),
 			}})
@@ -164,8 +163,8 @@ func makePlan(o observation, p Policy) plan {
 }
 
 // summary is what the plan reports before anything has been run.
-func (pl plan) summary(dryRun bool, channels []string) pipeline.SweepSummary {
-	s := pipeline.SweepSummary{DryRun: dryRun, Channels: channels}
+func (pl plan) summary(dryRun bool, channels []string) run.SweepSummary {
+	s := run.SweepSummary{DryRun: dryRun, Channels: channels}
 	for _, t := range pl.destroy {
 		s.Removed = append(s.Removed, t.action)
 	}
@@ -181,6 +180,6 @@ func (pl plan) summary(dryRun bool, channels []string) pipeline.SweepSummary {
 	return s
 }
 
-func sortActions(a []pipeline.SweepAction) {
-	slices.SortFunc(a, func(x, y pipeline.SweepAction) int { return strings.Compare(x.Env, y.Env) })
+func sortActions(a []run.SweepAction) {
+	slices.SortFunc(a, func(x, y run.SweepAction) int { return strings.Compare(x.Env, y.Env) })
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/ductbot/ductbot/core/gerrit"
 	"github.com/ductbot/ductbot/core/k8s"
 	"github.com/ductbot/ductbot/core/metrics"
-	"github.com/ductbot/ductbot/core/pipeline"
 	"github.com/ductbot/ductbot/core/run"
 	"github.com/ductbot/ductbot/core/store"
 )
@@ -67,7 +66,7 @@ type Destroyer interface {
 
 // Announcer sends a sweep's summary to chat.
 type Announcer interface {
-	AnnounceSweep(ctx context.Context, s pipeline.SweepSummary) error
+	AnnounceSweep(ctx context.Context, s run.SweepSummary) error
 }
 
 // Options configure a Sweeper. Store, Gerrit, Cluster and Destroyer are
@@ -131,9 +130,9 @@ func New(opts Options) *Sweeper {
 // the cluster could not be listed (then no orphan is removed and no record
 // marked gone, but the policies still apply), or pruning failed. It is
 // ErrSweepRunning when another sweep is running.
-func (s *Sweeper) Sweep(ctx context.Context, by string) (pipeline.SweepSummary, error) {
+func (s *Sweeper) Sweep(ctx context.Context, by string) (run.SweepSummary, error) {
 	if !s.mu.TryLock() {
-		return pipeline.SweepSummary{}, ErrSweepRunning
+		return run.SweepSummary{}, ErrSweepRunning
 	}
 	defer s.mu.Unlock()
 	p := s.opts.Policy
@@ -142,7 +141,7 @@ func (s *Sweeper) Sweep(ctx context.Context, by string) (pipeline.SweepSummary, 
 
 	o, obsErr := s.observe(ctx, log)
 	if o == nil {
-		return pipeline.SweepSummary{DryRun: p.DryRun, Channels: s.opts.Channels}, obsErr
+		return run.SweepSummary{DryRun: p.DryRun, Channels: s.opts.Channels}, obsErr
 	}
 	pl := makePlan(*o, p)
 	sum := pl.summary(p.DryRun, s.opts.Channels)
@@ -233,13 +232,13 @@ func (s *Sweeper) observe(ctx context.Context, log *slog.Logger) (*observation, 
 
 // carryOut runs the plan and returns what really happened: a removal or
 // repair that failed moves to Skipped.
-func (s *Sweeper) carryOut(ctx context.Context, log *slog.Logger, now time.Time, pl plan) pipeline.SweepSummary {
+func (s *Sweeper) carryOut(ctx context.Context, log *slog.Logger, now time.Time, pl plan) run.SweepSummary {
 	p := s.opts.Policy
-	sum := pipeline.SweepSummary{Channels: s.opts.Channels}
+	sum := run.SweepSummary{Channels: s.opts.Channels}
 	for _, sk := range pl.skipped {
 		sum.Skipped = append(sum.Skipped, sk.action)
 	}
-	failed := func(a pipeline.SweepAction, err error) {
+	failed := func(a run.SweepAction, err error) {
 		a.Reason = fmt.Sprintf("%s; removal failed: %v", a.Reason, err)
 		sum.Skipped = append(sum.Skipped, a)
 		if s.opts.Metrics != nil {
@@ -261,7 +260,7 @@ func (s *Sweeper) carryOut(ctx context.Context, log *slog.Logger, now time.Time,
 		switch {
 		case err != nil:
 			rlog.Error("repairing a stuck release failed", "err", err)
-			failed(pipeline.SweepAction{Env: r.Namespace, Policy: PolicyStuck, Reason: fmt.Sprintf("release %s %s since %s", r.Name, r.Status, stamp(r.Since))}, err)
+			failed(run.SweepAction{Env: r.Namespace, Policy: PolicyStuck, Reason: fmt.Sprintf("release %s %s since %s", r.Name, r.Status, stamp(r.Since))}, err)
 		case repaired:
 			rlog.Info("repaired a stuck release", "pending_since", r.Since)
 			sum.Repaired = append(sum.Repaired, r.Namespace+"/"+r.Name)
@@ -273,7 +272,7 @@ func (s *Sweeper) carryOut(ctx context.Context, log *slog.Logger, now time.Time,
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	slots := make(chan struct{}, s.opts.Concurrency)
-	run := func(a pipeline.SweepAction, attrs []any, remove func() error) {
+	run := func(a run.SweepAction, attrs []any, remove func() error) {
 		slots <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-slots }()
