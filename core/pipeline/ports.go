@@ -20,7 +20,10 @@ type EnvRequest struct {
 	Overrides run.Matrix // component -> ref, already syntax-checked by the caller
 	TTL       time.Duration
 	By        string // the asker's stable identity
-	ReplyTo   string // opaque: where the result goes back to, set by the chat side
+	// Vouched says the asker is listed in chat.permissions.vouch: they
+	// vouch for code from untrusted uploaders (the trust gate decides).
+	Vouched bool
+	ReplyTo string // opaque: where the result goes back to, set by the chat side
 }
 
 // Ticket is the answer to a request that queues a run.
