@@ -97,6 +97,11 @@ type Kubernetes struct {
 	Retries         int      `yaml:"retries"`          // extra attempts after an infrastructure error; default 2
 	RetryBackoff    Duration `yaml:"retry_backoff"`    // first wait between attempts, doubling; default 10s
 	MaxEnvs         int      `yaml:"max_envs"`         // live environments at most; 0: no cap
+	// Instance names this ductbot among others sharing the cluster: it is
+	// the value of the ductbot.dev/instance label on every namespace and
+	// release, and sweeps, repairs and orphan removal touch only objects
+	// carrying it. Default "ductbot"; a Kubernetes label value.
+	Instance string `yaml:"instance"`
 	// Quota is each environment namespace's ResourceQuota (hard limits).
 	Quota map[string]string `yaml:"quota"`
 	// DefaultRequests and DefaultLimits are the namespace LimitRange's
@@ -123,15 +128,23 @@ type Report struct {
 	NotifyOnSuccess string `yaml:"notify_on_success"` // NONE, OWNER, OWNER_REVIEWERS, ALL; default NONE
 	NotifyOnFailure string `yaml:"notify_on_failure"` // default OWNER
 	VoteOnError     bool   `yaml:"vote_on_error"`     // -1 on infrastructure errors too; default false
+	// MaxLogBytes bounds one run's test logs (all its pods together): a
+	// longer log keeps its head and its tail and says how much was cut, in
+	// memory, in the store and on the pages. Default 1 MiB.
+	MaxLogBytes int `yaml:"max_log_bytes"`
 }
 
 // Chat configures the chat networks and the commands.
 type Chat struct {
-	Prefix         string              `yaml:"prefix"` // default "!"
-	Console        bool                `yaml:"console"`
-	IRC            *IRC                `yaml:"irc"`
-	Slack          *Slack              `yaml:"slack"`
-	Permissions    map[string][]string `yaml:"permissions"`     // command -> allowed identities ("*", "slack:U123", "irc:nick!*@host")
+	Prefix  string `yaml:"prefix"` // default "!"
+	Console bool   `yaml:"console"`
+	IRC     *IRC   `yaml:"irc"`
+	Slack   *Slack `yaml:"slack"`
+	// Permissions maps a command name to the identities that may run it
+	// ("*", "slack:U123", "irc:account", "irc:nick!*@host"). One key is not
+	// a command: "vouch" (VouchKey) lists the chat users whose !env may
+	// deploy code from untrusted uploaders; unset, nobody's.
+	Permissions    map[string][]string `yaml:"permissions"`
 	DefaultAllow   []string            `yaml:"default_allow"`   // for commands that change things and are not listed
 	RatePerMinute  int                 `yaml:"rate_per_minute"` // per person; default 20
 	MaxEnvsPerUser int                 `yaml:"max_envs_per_user"`

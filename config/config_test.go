@@ -28,6 +28,40 @@ func TestExampleFileIsValid(t *testing.T) {
 	if pw, err := cfg.GerritPassword(); err != nil || pw != "x" {
 		t.Errorf("GerritPassword() = %q, %v", pw, err)
 	}
+	if cfg.Kubernetes.Instance != DefaultInstance || cfg.Report.MaxLogBytes != DefaultMaxLogBytes {
+		t.Errorf("instance %q, max_log_bytes %d; the example should show the defaults", cfg.Kubernetes.Instance, cfg.Report.MaxLogBytes)
+	}
+}
+
+// The example is what people copy: it must not let everyone get code from
+// untrusted uploaders deployed, neither through !env nor by vouching.
+func TestExampleDoesNotLetEveryoneDeployUntrustedCode(t *testing.T) {
+	t.Setenv("GERRIT_HTTP_PASSWORD", "x")
+	t.Setenv("IRC_NICKSERV_PASSWORD", "x")
+	t.Setenv("SLACK_BOT_TOKEN", "xoxb-x")
+	t.Setenv("SLACK_APP_TOKEN", "xapp-x")
+	cfg, err := Load("../examples/ductbot.yaml")
+	if err != nil {
+		t.Fatalf("examples/ductbot.yaml: %v", err)
+	}
+	everyone := func(pat string) bool {
+		_, glob, _ := strings.Cut(pat, ":")
+		return pat == "*" || strings.Trim(glob, "*?!@") == ""
+	}
+	for key, list := range map[string][]string{
+		"chat.permissions.env":   cfg.Chat.Permissions["env"],
+		"chat.permissions.vouch": cfg.Chat.Permissions[VouchKey],
+		"chat.default_allow":     cfg.Chat.DefaultAllow,
+	} {
+		if key != "chat.default_allow" && len(list) == 0 {
+			t.Errorf("%s is empty: the example should name who may do it", key)
+		}
+		for _, pat := range list {
+			if everyone(pat) {
+				t.Errorf("%s lets everyone in (%q)", key, pat)
+			}
+		}
+	}
 }
 
 const minimal = `
@@ -47,11 +81,13 @@ func TestDefaults(t *testing.T) {
 		"vote_label": cfg.Gerrit.VoteLabel, "max_parallel": cfg.Kubernetes.MaxParallel,
 		"public_url": cfg.Web.PublicURL, "schedule": cfg.Cleanup.Schedule,
 		"notify_on_failure": cfg.Report.NotifyOnFailure, "retries": cfg.Kubernetes.Retries,
+		"instance": cfg.Kubernetes.Instance, "max_log_bytes": cfg.Report.MaxLogBytes,
 	} {
 		want := map[string]any{
 			"poll_interval": 30 * time.Second, "lookback": time.Hour, "vote_label": "Verified",
 			"max_parallel": 4, "public_url": "http://localhost:8080", "schedule": "@every 10m",
 			"notify_on_failure": "OWNER", "retries": 2,
+			"instance": "ductbot", "max_log_bytes": 1048576,
 		}[name]
 		if got != want {
 			t.Errorf("default %s = %v, want %v", name, got, want)
@@ -59,6 +95,63 @@ func TestDefaults(t *testing.T) {
 	}
 	if !On(cfg.Cleanup.Merged) || !On(cfg.Cleanup.TTL) {
 		t.Error("cleanup policies should default to on")
+	}
+	if v, ok := cfg.Chat.Permissions[VouchKey]; ok || len(v) > 0 {
+		t.Errorf("chat.permissions.vouch defaults to %q, want unset (nobody vouches)", v)
+	}
+}
+
+// The new keys: what is accepted, and what each refusal says, with its path.
+func TestValidateInstanceLogBoundAndPermissions(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		extra string // appended to minimal
+		want  string // "" means valid; else a substring of the one error
+	}{
+		{"instance default", ``, ""},
+		{"instance ok", "kubernetes: {instance: ductbot-staging-2}", ""},
+		{"instance of 63 chars", "kubernetes: {instance: " + strings.Repeat("a", 63) + "}", ""},
+		{"instance of 64 chars", "kubernetes: {instance: " + strings.Repeat("a", 64) + "}",
+			`kubernetes.instance: "` + strings.Repeat("a", 64) + `" must be a Kubernetes label value: lower-case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters`},
+		{"instance upper case", "kubernetes: {instance: Ductbot}", `kubernetes.instance: "Ductbot" must be a Kubernetes label value`},
+		{"instance ends with -", "kubernetes: {instance: ductbot-}", `kubernetes.instance: "ductbot-" must be a Kubernetes label value`},
+		{"instance starts with -", "kubernetes: {instance: -a}", `kubernetes.instance: "-a" must be a Kubernetes label value`},
+		{"instance with a dot", "kubernetes: {instance: a.b}", `kubernetes.instance: "a.b" must be a Kubernetes label value`},
+		{"instance with a slash", "kubernetes: {instance: a/b}", `kubernetes.instance: "a/b" must be a Kubernetes label value`},
+
+		{"log bound minimum", "report: {max_log_bytes: 4096}", ""},
+		{"log bound maximum", "report: {max_log_bytes: 67108864}", ""},
+		{"log bound too small", "report: {max_log_bytes: 4095}",
+			"report.max_log_bytes: 4095 is out of range: a run's test logs may be limited to 4096 (4 KiB) to 67108864 (64 MiB) bytes"},
+		{"log bound negative", "report: {max_log_bytes: -1}", "report.max_log_bytes: -1 is out of range"},
+		{"log bound too large", "report: {max_log_bytes: 67108865}", "report.max_log_bytes: 67108865 is out of range"},
+
+		{"vouch accepted", `chat: {permissions: {vouch: ["slack:U0MAINT1", "irc:alice"], env: ["irc:*!*@wikimedia/*"]}}`, ""},
+		{"vouch for everyone is accepted", `chat: {permissions: {vouch: ["*"]}}`, ""},
+		{"vouch pattern checked", `chat: {permissions: {vouch: ["slack:U1", "alice"]}}`,
+			`chat.permissions.vouch[1]: pattern "alice": expected "*" or network:pattern`},
+		{"command pattern checked", `chat: {permissions: {destroy: [":x"]}}`, `chat.permissions.destroy[0]: pattern ":x"`},
+		{"default_allow pattern checked", `chat: {default_allow: ["slack:"]}`, `chat.default_allow[0]: pattern "slack:"`},
+		{"unknown command with suggestion", `chat: {permissions: {destory: ["*"]}}`, "chat.permissions.destory: not a chat command; did you mean destroy?"},
+		{"vouch misspelt", `chat: {permissions: {vouches: ["slack:U1"]}}`, "chat.permissions.vouches: not a chat command; did you mean vouch?"},
+		{"unknown command", `chat: {permissions: {frobnicate-everything: ["*"]}}`, "chat.permissions.frobnicate-everything: not a chat command; expected one of destroy, env,"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(minimal + tc.extra))
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("rejected: %v", err)
+				}
+				return
+			}
+			var fe Errors
+			if !errors.As(err, &fe) || len(fe) != 1 {
+				t.Fatalf("want exactly one problem, got %v", err)
+			}
+			if !strings.Contains(fe[0].String(), tc.want) {
+				t.Errorf("error = %q\nwant it to contain %q", fe[0].String(), tc.want)
+			}
+		})
 	}
 }
 

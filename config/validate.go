@@ -22,6 +22,10 @@ const (
 	DefaultURLTemplate  = "http://{{.Env}}.local/"
 	DefaultPrefix       = "ductbot-"
 	DefaultSchedule     = "@every 10m"
+	DefaultInstance     = "ductbot"
+	DefaultMaxLogBytes  = 1 << 20 // 1 MiB per run
+	MinMaxLogBytes      = 4096
+	MaxMaxLogBytes      = 64 << 20 // 64 MiB
 )
 
 func (c *Config) applyDefaults() {
@@ -63,6 +67,9 @@ func (c *Config) applyDefaults() {
 	if k.RetryBackoff == 0 {
 		k.RetryBackoff = Duration(10 * time.Second)
 	}
+	if k.Instance == "" {
+		k.Instance = DefaultInstance
+	}
 	if c.Web.Listen == "" {
 		c.Web.Listen = ":8080"
 	}
@@ -82,6 +89,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Report.NotifyOnFailure == "" {
 		c.Report.NotifyOnFailure = "OWNER"
+	}
+	if c.Report.MaxLogBytes == 0 {
+		c.Report.MaxLogBytes = DefaultMaxLogBytes
 	}
 	if c.Chat.Prefix == "" {
 		c.Chat.Prefix = "!"
@@ -117,6 +127,7 @@ var (
 	componentName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$`)
 	refToken      = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
 	dnsPrefix     = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,19})?$`)
+	labelValue    = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 	notifyValues  = []string{"NONE", "OWNER", "OWNER_REVIEWERS", "ALL"}
 )
 
@@ -249,6 +260,9 @@ func (c *Config) Validate() Errors {
 	if k.MaxEnvs < 0 {
 		add("kubernetes.max_envs", "must not be negative (0 means no cap)")
 	}
+	if len(k.Instance) > 63 || !labelValue.MatchString(k.Instance) {
+		add("kubernetes.instance", "%q must be a Kubernetes label value: lower-case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters (default %q)", k.Instance, DefaultInstance)
+	}
 
 	// web
 	if _, _, err := net.SplitHostPort(c.Web.Listen); err != nil {
@@ -264,6 +278,9 @@ func (c *Config) Validate() Errors {
 	}
 	if !oneOf(c.Report.NotifyOnFailure, notifyValues) {
 		add("report.notify_on_failure", "%q is not one of %s", c.Report.NotifyOnFailure, strings.Join(notifyValues, ", "))
+	}
+	if n := c.Report.MaxLogBytes; n < MinMaxLogBytes || n > MaxMaxLogBytes {
+		add("report.max_log_bytes", "%d is out of range: a run's test logs may be limited to %d (4 KiB) to %d (64 MiB) bytes; default %d (1 MiB)", n, MinMaxLogBytes, MaxMaxLogBytes, DefaultMaxLogBytes)
 	}
 
 	// chat
@@ -302,6 +319,7 @@ func (c *Config) Validate() Errors {
 	if ch.RatePerMinute < 0 {
 		add("chat.rate_per_minute", "must not be negative")
 	}
+	validatePermissions(ch, add)
 
 	// cleanup
 	if err := ValidateSchedule(c.Cleanup.Schedule); err != nil {
