@@ -6,10 +6,14 @@ import (
 	"strconv"
 
 	"github.com/ductbot/ductbot/core/run"
+	"github.com/ductbot/ductbot/internal/people"
 )
 
 // The JSON API's field names are lower_snake_case and stable; times are
-// RFC 3339 in UTC, and a time that has not happened is left out.
+// RFC 3339 in UTC, and a time that has not happened is left out. owner and
+// requested_by are names or usernames, never e-mail addresses
+// (people.DisplayName). A run's tests count the lines of its logs as
+// bounded by report.max_log_bytes, the same lines its log_url serves.
 
 // EnvJSON is an environment in the JSON API.
 type EnvJSON struct {
@@ -87,8 +91,8 @@ func (s *Server) envJSON(e *run.Env) EnvJSON {
 	return EnvJSON{
 		Name: e.Name, Namespace: e.Namespace, Release: e.Release, Kind: string(e.Kind),
 		Project: e.Project, Change: e.Change, PatchSet: e.PatchSet, Revision: e.Revision,
-		Subject: e.Subject, Owner: e.Owner, Matrix: matrixJSON(e.Matrix), URL: e.URL,
-		Status: string(e.Status), Protected: e.Protected, RequestedBy: e.RequestedBy,
+		Subject: e.Subject, Owner: people.DisplayName(e.Owner), Matrix: matrixJSON(e.Matrix), URL: e.URL,
+		Status: string(e.Status), Protected: e.Protected, RequestedBy: people.DisplayName(e.RequestedBy),
 		CreatedAt: rfc3339(e.CreatedAt), UpdatedAt: rfc3339(e.UpdatedAt), ActiveAt: rfc3339(e.ActiveAt),
 		ExpiresAt: rfc3339(e.ExpiresAt), GoneAt: rfc3339(e.GoneAt),
 		WebURL: s.absolute(EnvPath(e.Name)), ChangeURL: s.changeURL(e.Project, e.Change, e.PatchSet),
@@ -98,8 +102,8 @@ func (s *Server) envJSON(e *run.Env) EnvJSON {
 func (s *Server) runJSON(r *run.Run, logs []run.TestLog) RunJSON {
 	v := RunJSON{
 		ID: r.ID, Env: r.Env, Project: r.Project, Change: r.Change, PatchSet: r.PatchSet,
-		Revision: r.Revision, Subject: r.Subject, Owner: r.Owner, Matrix: matrixJSON(r.Matrix),
-		Trigger: string(r.Trigger), RequestedBy: r.RequestedBy, TestOnly: r.TestOnly,
+		Revision: r.Revision, Subject: r.Subject, Owner: people.DisplayName(r.Owner), Matrix: matrixJSON(r.Matrix),
+		Trigger: string(r.Trigger), RequestedBy: people.DisplayName(r.RequestedBy), TestOnly: r.TestOnly,
 		State: string(r.State), Result: string(r.Result), Attempts: r.Attempts, Detail: r.Detail,
 		CreatedAt: rfc3339(r.CreatedAt), StartedAt: rfc3339(r.StartedAt), DeployedAt: rfc3339(r.DeployedAt),
 		TestedAt: rfc3339(r.TestedAt), FinishedAt: rfc3339(r.FinishedAt),
@@ -166,7 +170,7 @@ func (s *Server) apiRun(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	logs, err := s.store.TestLogs(ctx, rn.ID)
+	logs, err := s.testLogs(ctx, rn.ID)
 	if err != nil {
 		s.log.Error("read test logs", "run", rn.ID, "err", err)
 		s.writeJSON(w, r, http.StatusInternalServerError, apiError{"could not read the test logs of run " + strconv.FormatInt(rn.ID, 10)})

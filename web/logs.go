@@ -3,14 +3,26 @@ package web
 import (
 	"bufio"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/ductbot/ductbot/core/run"
+	"github.com/ductbot/ductbot/internal/text"
 )
 
-// maxShownLines is how many lines of one pod's log a run page shows; the
-// rest is in the raw download.
-const maxShownLines = 5000
+// A run's test logs are first bounded to the configured size (boundLogs):
+// the raw log, the page and the API all see the same bounded text. The page
+// then shows at most maxShownLines lines of each pod's log: the first
+// headShownLines and the last ones, plus the lines that say where ductbot
+// cut bytes out, so the cut is always visible.
+const (
+	maxShownLines  = 5000
+	headShownLines = 1000
+	maxCutLines    = 4 // cut markers shown at most per pod, beyond the head and tail
+)
+
+// cutMarker is in the line text.HeadTail puts where it cut a log.
+const cutMarker = "bytes cut by ductbot"
 
 // The raw log and the page number their lines the same way: each pod's
 // section starts with a header line, and line N of log.txt is anchor #LN on
@@ -21,15 +33,51 @@ type logSection struct {
 	Pod    string
 	Phase  string
 	Header int       // the number of the section's header line
-	Lines  []logLine // the lines shown: the last maxShownLines
-	Hidden int       // lines not shown, from the start of the log
+	Lines  []logLine // the lines shown
+	Hidden int       // lines not shown (they are in the raw log)
 	Total  int
 }
 
 // logLine is one numbered line of a log.
 type logLine struct {
-	N    int
-	Text string
+	N       int
+	Text    string
+	Skipped int // lines not shown right before this one
+}
+
+// boundLogs bounds a run's logs to maxBytes in all (maxBytes <= 0: no
+// bound). Each pod gets an equal share, and what a short log does not use
+// goes to the longer ones; a log longer than its share keeps its head and
+// tail (text.HeadTail), marking the cut. The logs are not modified.
+func boundLogs(logs []run.TestLog, maxBytes int) []run.TestLog {
+	total := 0
+	for _, l := range logs {
+		total += len(l.Log)
+	}
+	if maxBytes <= 0 || total <= maxBytes {
+		return logs
+	}
+	sizes := make([]int, len(logs))
+	for i, l := range logs {
+		sizes[i] = len(l.Log)
+	}
+	slices.Sort(sizes)
+	share, budget := 0, maxBytes
+	for i, n := range sizes {
+		share = budget / (len(sizes) - i)
+		if n > share {
+			break
+		}
+		budget -= n
+	}
+	out := make([]run.TestLog, len(logs))
+	for i, l := range logs {
+		out[i] = l
+		if len(l.Log) > share {
+			out[i].Log = text.HeadTail(l.Log, share)
+		}
+	}
+	return out
 }
 
 // sectionHeader is the raw log's header line of one pod.
@@ -50,7 +98,7 @@ func splitLines(s string) []string {
 	return strings.Split(strings.TrimSuffix(s, "\n"), "\n")
 }
 
-// numberLogs numbers the logs for the page.
+// numberLogs numbers the logs for the page and picks the lines it shows.
 func numberLogs(logs []run.TestLog) []logSection {
 	secs := make([]logSection, 0, len(logs))
 	n := 0
@@ -59,14 +107,24 @@ func numberLogs(logs []run.TestLog) []logSection {
 		sec := logSection{Pod: l.Pod, Phase: l.Phase, Header: n}
 		lines := splitLines(l.Log)
 		sec.Total = len(lines)
-		if len(lines) > maxShownLines {
-			sec.Hidden = len(lines) - maxShownLines
+		tailFrom := len(lines) - (maxShownLines - headShownLines)
+		if len(lines) <= maxShownLines {
+			tailFrom = 0
 		}
-		sec.Lines = make([]logLine, 0, len(lines)-sec.Hidden)
-		for i, text := range lines {
-			if i >= sec.Hidden {
-				sec.Lines = append(sec.Lines, logLine{N: n + 1 + i, Text: displayLine(text)})
+		skipped, cuts := 0, 0
+		for i, t := range lines {
+			show := i < headShownLines || i >= tailFrom
+			if !show && cuts < maxCutLines && strings.Contains(t, cutMarker) {
+				show = true
+				cuts++
 			}
+			if !show {
+				skipped++
+				continue
+			}
+			sec.Lines = append(sec.Lines, logLine{N: n + 1 + i, Text: displayLine(t), Skipped: skipped})
+			sec.Hidden += skipped
+			skipped = 0
 		}
 		n += len(lines)
 		secs = append(secs, sec)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ductbot/ductbot/core/run"
 	"github.com/ductbot/ductbot/core/store"
+	"github.com/ductbot/ductbot/internal/people"
 )
 
 //go:embed templates/*.html
@@ -110,8 +111,8 @@ func (s *Server) envView(now time.Time, e *run.Env) envView {
 		Name: e.Name, Path: EnvPath(e.Name),
 		Project: e.Project, ProjectPath: "/?" + url.Values{"project": {e.Project}}.Encode(),
 		Change: e.Change, PatchSet: e.PatchSet, ChangeURL: s.changeURL(e.Project, e.Change, e.PatchSet),
-		Subject: e.Subject, Owner: e.Owner, Revision: e.Revision,
-		Kind: string(e.Kind), RequestedBy: e.RequestedBy,
+		Subject: e.Subject, Owner: people.DisplayName(e.Owner), Revision: e.Revision,
+		Kind: string(e.Kind), RequestedBy: people.DisplayName(e.RequestedBy),
 		Matrix: sortedMatrix(e.Matrix),
 		Status: string(e.Status),
 		Age:    ago(now, e.CreatedAt), Created: stamp(e.CreatedAt),
@@ -159,8 +160,8 @@ func (s *Server) runView(now time.Time, r *run.Run) runView {
 		Status: runStatus(r), Finished: r.Finished(),
 		Env: r.Env, Project: r.Project,
 		Change: r.Change, PatchSet: r.PatchSet, ChangeURL: s.changeURL(r.Project, r.Change, r.PatchSet),
-		Subject: r.Subject, Owner: r.Owner, Revision: r.Revision,
-		Trigger: string(r.Trigger), RequestedBy: r.RequestedBy, TestOnly: r.TestOnly,
+		Subject: r.Subject, Owner: people.DisplayName(r.Owner), Revision: r.Revision,
+		Trigger: string(r.Trigger), RequestedBy: people.DisplayName(r.RequestedBy), TestOnly: r.TestOnly,
 		Attempts: r.Attempts, Detail: r.Detail,
 		Matrix:        sortedMatrix(r.Matrix),
 		QueuePosition: s.queuePosition(r),
@@ -361,7 +362,7 @@ func (s *Server) runPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	logs, err := s.store.TestLogs(ctx, rn.ID)
+	logs, err := s.testLogs(ctx, rn.ID)
 	if err != nil {
 		s.internalError(w, r, err)
 		return
@@ -388,6 +389,15 @@ func (s *Server) runPage(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, s.pages.run, v)
 }
 
+// testLogs reads a run's test logs, bounded to the configured size.
+func (s *Server) testLogs(ctx context.Context, runID int64) ([]run.TestLog, error) {
+	logs, err := s.store.TestLogs(ctx, runID)
+	if err != nil {
+		return nil, err
+	}
+	return boundLogs(logs, s.maxLog), nil
+}
+
 func (s *Server) runLog(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := storeCtx(r)
 	defer cancel()
@@ -395,7 +405,7 @@ func (s *Server) runLog(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	logs, err := s.store.TestLogs(ctx, rn.ID)
+	logs, err := s.testLogs(ctx, rn.ID)
 	if err != nil {
 		s.log.Error("read test logs", "run", rn.ID, "err", err)
 		http.Error(w, "could not read the test logs", http.StatusInternalServerError)

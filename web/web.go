@@ -51,11 +51,20 @@ type Options struct {
 	// QueuePosition is a queued run's 1-based place in the deploy queue (0
 	// when it is not waiting); nil: positions are not shown.
 	QueuePosition func(runID int64) int
+	// MaxLogBytes bounds each run's test logs (all its pods together) on
+	// the run page, in the raw log and in the API: a longer log keeps its
+	// head and its tail and says how much was cut (report.max_log_bytes).
+	// Zero or less: DefaultMaxLogBytes.
+	MaxLogBytes int
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Now defaults to time.Now; ages and expiries are relative to it.
 	Now func() time.Time
 }
+
+// DefaultMaxLogBytes is the bound of one run's test logs when
+// Options.MaxLogBytes is not set: 1 MiB, as report.max_log_bytes.
+const DefaultMaxLogBytes = 1 << 20
 
 // Timeouts of the calls a request makes.
 const (
@@ -73,6 +82,7 @@ type Server struct {
 	log       *slog.Logger
 	now       func() time.Time
 	position  func(runID int64) int
+	maxLog    int
 	pages     *pages
 }
 
@@ -91,6 +101,10 @@ func New(opts Options) *Server {
 		log:       opts.Logger,
 		now:       opts.Now,
 		position:  opts.QueuePosition,
+		maxLog:    opts.MaxLogBytes,
+	}
+	if s.maxLog <= 0 {
+		s.maxLog = DefaultMaxLogBytes
 	}
 	if s.log == nil {
 		s.log = slog.Default()

@@ -72,12 +72,12 @@ func TestDashboard(t *testing.T) {
 		escapedXSS,
 		`href="https://gerrit.example.org/c/mediawiki/extensions/WikiLambda/&#43;/12345/3"`,
 		`href="https://change-12345.envs.example.org"`,
-		"Jane &lt;jane@example.org&gt;", "protected", "in 2h 0m", "3h 0m ago", "never",
+		"<td>Jane</td>", "protected", "in 2h 0m", "3h 0m ago", "never",
 		"orchestrator", "change:12345/3",
 		runHref(f.passed), runHref(f.failed), runHref(f.testing),
 		"2m 37s", // the passed run took 157s
 	)
-	wantNotContains(t, "dashboard", body, "<script>", `href="/envs/change-99"`, runHref(f.pruned))
+	wantNotContains(t, "dashboard", body, "<script>", `href="/envs/change-99"`, runHref(f.pruned), "jane@example.org", "example.org&gt;")
 
 	tests := []struct {
 		query      string
@@ -418,14 +418,85 @@ func TestNumberLogsLong(t *testing.T) {
 		t.Fatalf("%d sections", len(secs))
 	}
 	a, long := secs[0], secs[1]
-	if a.Header != 1 || len(a.Lines) != 2 || a.Lines[1].N != 3 {
+	if a.Header != 1 || len(a.Lines) != 2 || a.Lines[1].N != 3 || a.Hidden != 0 {
 		t.Errorf("first section = %+v", a)
 	}
 	if long.Header != 4 || long.Total != maxShownLines+10 || long.Hidden != 10 || len(long.Lines) != maxShownLines {
 		t.Errorf("long section: header %d total %d hidden %d shown %d", long.Header, long.Total, long.Hidden, len(long.Lines))
 	}
-	// The first line shown is "line 11", which is raw log line 4+11.
-	if first := long.Lines[0]; first.N != 15 || first.Text != "line 11" {
-		t.Errorf("first shown line = %+v, want {15 line 11}", first)
+	// The head is shown from "line 1" (raw log line 5); lines 1001 to 1010
+	// are skipped; the tail starts at "line 1011", raw log line 4+1011.
+	if first := long.Lines[0]; first.N != 5 || first.Text != "line 1" || first.Skipped != 0 {
+		t.Errorf("first shown line = %+v, want {5 line 1 0}", first)
+	}
+	if l := long.Lines[headShownLines-1]; l.Text != "line 1000" || l.Skipped != 0 {
+		t.Errorf("last line of the head = %+v", l)
+	}
+	if l := long.Lines[headShownLines]; l.N != 1015 || l.Text != "line 1011" || l.Skipped != 10 {
+		t.Errorf("first line of the tail = %+v, want {1015 line 1011 10}", l)
+	}
+	if last := long.Lines[len(long.Lines)-1]; last.Text != fmt.Sprintf("line %d", maxShownLines+10) {
+		t.Errorf("last shown line = %+v", last)
+	}
+}
+
+// A cut marker in the middle of a long log is shown even though the lines
+// around it are not.
+func TestNumberLogsShowsTheCut(t *testing.T) {
+	var b strings.Builder
+	for i := 1; i <= 3*maxShownLines; i++ {
+		if i == 3*maxShownLines/2 {
+			b.WriteString("[… 123 bytes cut by ductbot: logs are limited to 4096 bytes …]\n")
+			continue
+		}
+		fmt.Fprintf(&b, "line %d\n", i)
+	}
+	sec := numberLogs([]run.TestLog{{Pod: "p", Log: b.String()}})[0]
+	if len(sec.Lines) != maxShownLines+1 || sec.Hidden != 3*maxShownLines-maxShownLines-1 {
+		t.Fatalf("shown %d, hidden %d", len(sec.Lines), sec.Hidden)
+	}
+	cut := sec.Lines[headShownLines]
+	if !strings.Contains(cut.Text, cutMarker) || cut.N != 1+3*maxShownLines/2 || cut.Skipped != 3*maxShownLines/2-1-headShownLines {
+		t.Errorf("line after the head = %+v, want the cut marker", cut)
+	}
+}
+
+func TestBoundLogs(t *testing.T) {
+	log := func(n int) string { return strings.Repeat("x", n-1) + "\n" }
+	for _, tt := range []struct {
+		name  string
+		sizes []int
+		max   int
+		want  []int // exact sizes after bounding; -1: cut to at most the share, marked
+	}{
+		{"under the bound", []int{100, 200}, 300, []int{100, 200}},
+		{"no bound", []int{1 << 20}, 0, []int{1 << 20}},
+		{"one long log", []int{10000}, 4096, []int{-1}},
+		{"a short log keeps all of it", []int{100, 10000, 20000}, 8192, []int{100, -1, -1}},
+		{"equal shares", []int{9000, 9000}, 8192, []int{-1, -1}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var in []run.TestLog
+			for i, n := range tt.sizes {
+				in = append(in, run.TestLog{Pod: fmt.Sprint("pod-", i), Log: log(n)})
+			}
+			out := boundLogs(in, tt.max)
+			total := 0
+			for i, l := range out {
+				total += len(l.Log)
+				if l.Pod != in[i].Pod || len(in[i].Log) != tt.sizes[i] {
+					t.Errorf("pod %d: %q, input changed", i, l.Pod)
+				}
+				switch w := tt.want[i]; {
+				case w >= 0 && len(l.Log) != w:
+					t.Errorf("pod %d: %d bytes, want %d untouched", i, len(l.Log), w)
+				case w < 0 && (!strings.Contains(l.Log, cutMarker) || len(l.Log) < 1000):
+					t.Errorf("pod %d: %d bytes, want a marked cut keeping most of its share", i, len(l.Log))
+				}
+			}
+			if tt.max > 0 && total > tt.max {
+				t.Errorf("%d bytes in all, more than %d", total, tt.max)
+			}
+		})
 	}
 }
