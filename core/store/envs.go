@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/ductbot/ductbot/core/run"
 )
@@ -37,9 +38,16 @@ func scanEnv(sc rowScanner) (*run.Env, error) {
 	return &e, nil
 }
 
-// PutEnv inserts e, or replaces the environment of the same Name. It sets
-// e.UpdatedAt to now. A zero e.CreatedAt means "keep the stored one" (now,
-// for a new environment); e.CreatedAt is set to the value stored.
+// PutEnv inserts e, or replaces the environment of the same Name, every
+// field. It sets e.UpdatedAt to now. A zero e.CreatedAt means "keep the
+// stored one" (now, for a new environment); e.CreatedAt is set to the value
+// stored.
+//
+// PutEnv is for tests and tools. The pipeline does not use it: a whole
+// record saved from a copy read earlier undoes what others wrote since (a
+// !keep or !extend from chat while a run goes on). The pipeline uses the
+// column writers instead, one per field: CreateOrReviveEnv, SetEnvStatus,
+// SetEnvDeployed, SetEnvProtected, SetEnvExpiry and TouchEnv.
 func (s *Store) PutEnv(ctx context.Context, e *run.Env) error {
 	if e.Name == "" {
 		return errors.New("put env: empty name")
@@ -147,4 +155,130 @@ func (s *Store) DeleteEnv(ctx context.Context, name string) error {
 		return fmt.Errorf("delete env %s: %w", name, ErrNotFound)
 	}
 	return nil
+}
+
+// The column writers. Each writes only the columns it names, so each field
+// of an environment has one writer and a stale copy held by one part of
+// ductbot cannot undo another's write. Each fails with a wrapped ErrNotFound
+// when no environment has the name. updated_at is written only by
+// SetEnvStatus (and by CreateOrReviveEnv and PutEnv for a new record).
+
+// SetEnvProtected sets whether the environment is kept from cleanup
+// (!keep). It writes nothing else.
+func (s *Store) SetEnvProtected(ctx context.Context, name string, protected bool) error {
+	return s.updateEnv(ctx, "set protection of", name, `protected = ?`, protected)
+}
+
+// SetEnvExpiry sets when the environment's time is up; the zero time means
+// no TTL. It writes nothing else: not the activity time, not protection.
+func (s *Store) SetEnvExpiry(ctx context.Context, name string, expires time.Time) error {
+	return s.updateEnv(ctx, "set expiry of", name, `expires_at = ?`, timeArg(expires))
+}
+
+// TouchEnv sets the environment's last activity time to activeAt, as given
+// (it does not keep the later of old and new). It writes nothing else, not
+// even updated_at.
+func (s *Store) TouchEnv(ctx context.Context, name string, activeAt time.Time) error {
+	return s.updateEnv(ctx, "touch", name, `active_at = ?`, timeArg(activeAt))
+}
+
+// SetEnvStatus sets the environment's status and its updated_at to at. For
+// run.EnvGone it also sets gone_at to at; for any other status it clears
+// gone_at. It does not check that the transition is allowed (the pipeline
+// owns the lifecycle) and writes nothing else.
+func (s *Store) SetEnvStatus(ctx context.Context, name string, status run.EnvStatus, at time.Time) error {
+	var gone sql.NullInt64
+	if status == run.EnvGone {
+		gone = timeArg(at)
+	}
+	return s.updateEnv(ctx, "set status of", name, `status = ?, updated_at = ?, gone_at = ?`,
+		string(status), utc(at).UnixNano(), gone)
+}
+
+// SetEnvDeployed records what the environment runs now: the patch set, its
+// revision and the matrix deployed. It writes nothing else: not the status,
+// protection, expiry or activity time.
+func (s *Store) SetEnvDeployed(ctx context.Context, name string, patchSet int, revision string, matrix run.Matrix) error {
+	m, err := matrixArg(matrix)
+	if err != nil {
+		return fmt.Errorf("set deployed of env %s: %w", name, err)
+	}
+	return s.updateEnv(ctx, "set deployed of", name, `patch_set = ?, revision = ?, matrix = ?`, patchSet, revision, m)
+}
+
+// updateEnv runs UPDATE envs SET set WHERE name = name.
+func (s *Store) updateEnv(ctx context.Context, what, name, set string, args ...any) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE envs SET `+set+` WHERE name = ?`, append(args, name)...)
+	if err != nil {
+		return fmt.Errorf("%s env %s: %w", what, name, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("%s env %s: %w", what, name, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s env %s: %w", what, name, ErrNotFound)
+	}
+	return nil
+}
+
+// CreateOrReviveEnv makes e's environment exist, and reports whether it made
+// a fresh record (created) rather than updating a live one.
+//
+//   - No record named e.Name: e is inserted as a fresh environment.
+//   - A gone record: it is replaced whole by e as a fresh environment.
+//   - A live record (any status but run.EnvGone): only the identity and
+//     request fields are updated: kind, project, change, subject, owner,
+//     matrix, URL, requested_by when e.RequestedBy is not empty, active_at
+//     when e.ActiveAt is not zero, expires_at when e.ExpiresAt is not zero.
+//     Protection, created_at, updated_at, status, the deployed patch set and
+//     revision, namespace and release are kept, and so is expires_at when
+//     e.ExpiresAt is zero.
+//
+// A fresh environment is not protected and has no gone_at whatever e says
+// (SetEnvProtected and SetEnvStatus own those); its created_at is
+// e.CreatedAt (now when zero), its updated_at now, and every other field,
+// status included, comes from e. e is not changed.
+func (s *Store) CreateOrReviveEnv(ctx context.Context, e *run.Env) (created bool, err error) {
+	if e.Name == "" {
+		return false, errors.New("create or revive env: empty name")
+	}
+	matrix, err := matrixArg(e.Matrix)
+	if err != nil {
+		return false, fmt.Errorf("create or revive env %s: %w", e.Name, err)
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		var status string
+		err := tx.QueryRowContext(ctx, `SELECT status FROM envs WHERE name = ?`, e.Name).Scan(&status)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return err
+		case run.EnvStatus(status) != run.EnvGone:
+			_, err := tx.ExecContext(ctx, `UPDATE envs SET kind = ?, project = ?, change_number = ?,
+				subject = ?, owner = ?, matrix = ?, url = ?,
+				requested_by = CASE WHEN ? = '' THEN requested_by ELSE ? END,
+				active_at = COALESCE(?, active_at), expires_at = COALESCE(?, expires_at)
+				WHERE name = ?`,
+				string(e.Kind), e.Project, e.Change, e.Subject, e.Owner, matrix, e.URL,
+				e.RequestedBy, e.RequestedBy, timeArg(e.ActiveAt), timeArg(e.ExpiresAt), e.Name)
+			return err
+		}
+		now := utc(s.now())
+		createdAt := e.CreatedAt
+		if createdAt.IsZero() {
+			createdAt = now
+		}
+		_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO envs (`+envColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, NULL)`,
+			e.Name, e.Namespace, e.Release, string(e.Kind), e.Project, e.Change, e.PatchSet, e.Revision,
+			e.Subject, e.Owner, matrix, e.URL, string(e.Status), e.RequestedBy,
+			timeArg(createdAt), now.UnixNano(), timeArg(e.ActiveAt), timeArg(e.ExpiresAt))
+		created = err == nil
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("create or revive env %s: %w", e.Name, err)
+	}
+	return created, nil
 }

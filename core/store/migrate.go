@@ -4,14 +4,24 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strconv"
+	"strings"
+	"time"
 )
+
+// step is one schema step: SQL, then optionally Go code that moves data
+// the SQL cannot (parsing, say). Both run in the migration's transaction.
+type step struct {
+	sql  string
+	data func(ctx context.Context, tx *sql.Tx, now time.Time) error
+}
 
 // migrations are the schema steps, in order. The file's PRAGMA user_version
 // is the number of steps applied. Never edit a released step; append a new
 // one.
-var migrations = []string{
+var migrations = []step{
 	// 1: runs, environments, test logs, key/values.
-	`
+	{sql: `
 CREATE TABLE runs (
 	id            INTEGER PRIMARY KEY AUTOINCREMENT,
 	env           TEXT    NOT NULL,
@@ -80,7 +90,25 @@ CREATE TABLE meta (
 	key   TEXT PRIMARY KEY,
 	value TEXT NOT NULL
 ) WITHOUT ROWID;
-`,
+`},
+
+	// 2: reply targets and per-change cursors get their own tables; their
+	// meta rows (reply-to:, recheck-seen:, untrusted-notice:) move there.
+	{sql: `
+CREATE TABLE reply_targets (
+	run_id INTEGER PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
+	target TEXT    NOT NULL -- opaque to the store
+);
+
+CREATE TABLE change_cursors (
+	change_number INTEGER PRIMARY KEY,
+	-- times are UTC unix nanoseconds; NULL is the zero time
+	first_seen    INTEGER,
+	messages_seen INTEGER,
+	triggered     INTEGER NOT NULL,
+	noticed       INTEGER NOT NULL
+);
+`, data: moveMetaRows},
 }
 
 // SchemaVersion is the schema version this binary writes.
@@ -89,6 +117,7 @@ func SchemaVersion() int { return len(migrations) }
 // migrate applies the steps the file has not seen, all in one transaction,
 // so a failure leaves the file at its old version.
 func (s *Store) migrate(ctx context.Context) error {
+	now := utc(s.now())
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		var have int
 		if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&have); err != nil {
@@ -99,8 +128,13 @@ func (s *Store) migrate(ctx context.Context) error {
 			return fmt.Errorf("%w: %s has schema version %d, this binary knows up to %d", ErrNewerSchema, s.path, have, want)
 		}
 		for v := have; v < want; v++ {
-			if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+			if _, err := tx.ExecContext(ctx, migrations[v].sql); err != nil {
 				return fmt.Errorf("migrate %s to schema version %d: %w", s.path, v+1, err)
+			}
+			if data := migrations[v].data; data != nil {
+				if err := data(ctx, tx, now); err != nil {
+					return fmt.Errorf("migrate %s to schema version %d: %w", s.path, v+1, err)
+				}
 			}
 		}
 		if have < want {
@@ -111,4 +145,143 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 		return nil
 	})
+}
+
+// moveMetaRows is step 2's data: it moves the per-change and per-run values
+// an older pipeline kept in meta into their tables and deletes those meta
+// rows. Values are read the way that pipeline read them:
+//
+//   - "recheck-seen:<change>" = RFC3339Nano time, "" for none: the
+//     cursor's MessagesSeen, and its FirstSeen too;
+//   - "untrusted-notice:<change>/<patch set>" (any value): the notice was
+//     posted; Noticed is the newest such patch set of the change;
+//   - "reply-to:<run id>" = target, "" for deleted: non-empty targets of runs
+//     that still exist go to reply_targets; the rest are dropped.
+//
+// That pipeline decided "already triggered" from the runs of the current
+// patch set started by upload or recheck, so Triggered starts as the newest
+// such patch set of each change, and changes that have such runs get a
+// cursor too: otherwise the first delivery after the upgrade would start
+// the current patch set's upload run again. FirstSeen is now when there is
+// no recheck-seen time. A row whose key or value does not parse fails the
+// step (the file stays at version 1), naming the row.
+func moveMetaRows(ctx context.Context, tx *sql.Tx, now time.Time) error {
+	cursors := map[int]*ChangeCursor{}
+	cursor := func(change int) *ChangeCursor {
+		c := cursors[change]
+		if c == nil {
+			c = &ChangeCursor{Change: change}
+			cursors[change] = c
+		}
+		return c
+	}
+	type reply struct {
+		runID  int64
+		target string
+	}
+	var replies []reply
+
+	rows, err := tx.QueryContext(ctx, `SELECT key, value FROM meta
+		WHERE key GLOB 'recheck-seen:*' OR key GLOB 'untrusted-notice:*' OR key GLOB 'reply-to:*'`)
+	if err != nil {
+		return fmt.Errorf("read meta rows to move: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var key, value string
+		if err := rows.Scan(&key, &value); err != nil {
+			return fmt.Errorf("read meta rows to move: %w", err)
+		}
+		bad := func(why string) error { return fmt.Errorf("meta row %q = %q: %s", key, value, why) }
+		switch {
+		case strings.HasPrefix(key, "recheck-seen:"):
+			change, err := positive(strings.TrimPrefix(key, "recheck-seen:"))
+			if err != nil {
+				return bad("change number: " + err.Error())
+			}
+			c := cursor(change)
+			if value == "" {
+				continue
+			}
+			seen, err := time.Parse(time.RFC3339Nano, value)
+			if err != nil {
+				return bad("time: " + err.Error())
+			}
+			c.MessagesSeen, c.FirstSeen = utc(seen), utc(seen)
+		case strings.HasPrefix(key, "untrusted-notice:"):
+			cs, ps, ok := strings.Cut(strings.TrimPrefix(key, "untrusted-notice:"), "/")
+			change, err1 := positive(cs)
+			patchSet, err2 := positive(ps)
+			if !ok || err1 != nil || err2 != nil {
+				return bad("want untrusted-notice:<change>/<patch set>")
+			}
+			c := cursor(change)
+			c.Noticed = max(c.Noticed, patchSet)
+		default: // reply-to:
+			id, err := positive(strings.TrimPrefix(key, "reply-to:"))
+			if err != nil {
+				return bad("run id: " + err.Error())
+			}
+			if value != "" {
+				replies = append(replies, reply{int64(id), value})
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read meta rows to move: %w", err)
+	}
+	rows.Close()
+
+	// The trigger kinds as step 1's pipeline wrote them.
+	trig, err := tx.QueryContext(ctx, `SELECT change_number, MAX(patch_set) FROM runs
+		WHERE trigger_kind IN ('upload', 'recheck') AND change_number > 0 GROUP BY change_number`)
+	if err != nil {
+		return fmt.Errorf("read triggered patch sets: %w", err)
+	}
+	defer trig.Close()
+	for trig.Next() {
+		var change, patchSet int
+		if err := trig.Scan(&change, &patchSet); err != nil {
+			return fmt.Errorf("read triggered patch sets: %w", err)
+		}
+		cursor(change).Triggered = patchSet
+	}
+	if err := trig.Err(); err != nil {
+		return fmt.Errorf("read triggered patch sets: %w", err)
+	}
+	trig.Close()
+
+	for _, c := range cursors {
+		if c.FirstSeen.IsZero() {
+			c.FirstSeen = now
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO change_cursors
+			(change_number, first_seen, messages_seen, triggered, noticed) VALUES (?, ?, ?, ?, ?)`,
+			c.Change, timeArg(c.FirstSeen), timeArg(c.MessagesSeen), c.Triggered, c.Noticed); err != nil {
+			return fmt.Errorf("move cursor of change %d: %w", c.Change, err)
+		}
+	}
+	for _, r := range replies {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO reply_targets (run_id, target)
+			SELECT ?, ? WHERE EXISTS (SELECT 1 FROM runs WHERE id = ?)`, r.runID, r.target, r.runID); err != nil {
+			return fmt.Errorf("move reply target of run %d: %w", r.runID, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM meta
+		WHERE key GLOB 'recheck-seen:*' OR key GLOB 'untrusted-notice:*' OR key GLOB 'reply-to:*'`); err != nil {
+		return fmt.Errorf("delete moved meta rows: %w", err)
+	}
+	return nil
+}
+
+// positive parses a decimal number greater than zero.
+func positive(s string) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, err
+	}
+	if n <= 0 {
+		return 0, fmt.Errorf("%d is not positive", n)
+	}
+	return n, nil
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	"modernc.org/sqlite"
@@ -37,7 +38,12 @@ type Store struct {
 	w    *sql.DB // the one writer connection
 	r    *sql.DB // read-only pool
 	now  func() time.Time
+
+	maxLogBytes atomic.Int64 // per run, all pods together; <= 0: no limit
 }
+
+// DefaultMaxLogBytes is the test log limit per run of a new Store.
+const DefaultMaxLogBytes = 1 << 20
 
 // Open opens (creating if needed) the state file at path and brings its
 // schema up to date. It fails with ErrNewerSchema if the file's schema is
@@ -50,6 +56,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	w.SetMaxOpenConns(1)
 	s := &Store{path: path, w: w, now: time.Now}
+	s.maxLogBytes.Store(DefaultMaxLogBytes)
 
 	if err := s.check(ctx); err != nil {
 		w.Close()
@@ -130,6 +137,12 @@ func (s *Store) classify(err error) error {
 func (s *Store) Close() error {
 	return errors.Join(s.r.Close(), s.w.Close())
 }
+
+// SetMaxLogBytes sets how many bytes of test logs PutTestLogs keeps per run,
+// all of the run's pods together (DefaultMaxLogBytes until set); n <= 0
+// means no limit. It applies to logs put from then on; logs already stored
+// are not cut. It is safe to call while the store is in use.
+func (s *Store) SetMaxLogBytes(n int) { s.maxLogBytes.Store(int64(n)) }
 
 // Path returns the file the store was opened from.
 func (s *Store) Path() string { return s.path }
