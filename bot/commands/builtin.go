@@ -100,6 +100,7 @@ func builtins(b Backend, opts Options) []*Command {
 					}
 				}
 				req.By = call.By
+				req.Vouched = call.Router.opts.Permissions.Vouches(call.From)
 				req.ReplyTo = call.ReplyTo.Encode()
 				t, err := b.RequestEnv(ctx, req)
 				if err != nil {

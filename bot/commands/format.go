@@ -6,6 +6,7 @@ import (
 
 	"github.com/ductbot/ductbot/bot/chat"
 	"github.com/ductbot/ductbot/core/run"
+	"github.com/ductbot/ductbot/internal/people"
 )
 
 // maxSweepLines bounds the environments listed in one sweep summary.
@@ -15,6 +16,7 @@ const maxSweepLines = 10
 // change, patch set, subject and owner in the title; the environment URL,
 // log link and, when it differs from the default, the matrix as fields.
 // Subject and owner are untrusted; adapters make them safe for their network.
+// The owner is shown by name, never by e-mail address (people.DisplayName).
 func FormatAnnouncement(a run.Announcement) chat.Message {
 	r := a.Run
 	result := string(r.Result)
@@ -25,8 +27,8 @@ func FormatAnnouncement(a run.Announcement) chat.Message {
 	if r.Subject != "" {
 		title += " “" + chat.StripControl(r.Subject) + "”"
 	}
-	if r.Owner != "" {
-		title += " by " + chat.StripControl(r.Owner)
+	if owner := people.DisplayName(r.Owner); owner != "" {
+		title += " by " + chat.StripControl(owner)
 	}
 	m := chat.Message{Title: title, Error: r.Result != run.ResultPassed}
 	if a.Env.URL != "" {

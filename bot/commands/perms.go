@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/ductbot/ductbot/bot/chat"
+	"github.com/ductbot/ductbot/config"
 )
 
 // PermissionConfig is who may run which command, as read from configuration
@@ -22,7 +23,9 @@ import (
 // against the sender's mask; any other IRC pattern is an account pattern and
 // matches only a sender whose account the server reported.
 type PermissionConfig struct {
-	// Commands maps a command name (without prefix) to its allow-list.
+	// Commands maps a command name (without prefix) to its allow-list. The
+	// key "vouch" (config.VouchKey) is not a command: it lists who vouches
+	// for code from untrusted uploaders (see Permissions.Vouches).
 	Commands map[string][]string
 	// Default is the allow-list of commands that change something and are
 	// not listed in Commands. Empty means nobody. Read-only commands that are
@@ -35,6 +38,7 @@ type PermissionConfig struct {
 type Permissions struct {
 	commands map[string][]pattern
 	def      []pattern
+	vouch    []pattern // who vouches for untrusted code; empty: nobody
 }
 
 type pattern struct {
@@ -62,6 +66,10 @@ func NewPermissions(cfg PermissionConfig) (*Permissions, error) {
 		return out
 	}
 	for name, list := range cfg.Commands {
+		if name == config.VouchKey {
+			p.vouch = parse(name, list)
+			continue
+		}
 		p.commands[name] = parse("commands."+name, list)
 	}
 	p.def = parse("default", cfg.Default)
@@ -72,18 +80,19 @@ func NewPermissions(cfg PermissionConfig) (*Permissions, error) {
 }
 
 // OpenPermissions lets everyone run every command: for local use and tests.
+// Nobody vouches for untrusted code.
 func OpenPermissions() *Permissions {
 	return &Permissions{commands: map[string][]pattern{}, def: []pattern{{any: true}}}
 }
 
 func parsePattern(s string) (pattern, error) {
+	if err := config.CheckIdentityPattern(s); err != nil {
+		return pattern{}, err
+	}
 	if s == "*" {
 		return pattern{any: true}, nil
 	}
-	network, glob, ok := strings.Cut(s, ":")
-	if !ok || network == "" || glob == "" {
-		return pattern{}, fmt.Errorf("pattern %q: expected \"*\" or network:pattern, e.g. slack:U0123 or irc:*!*@host", s)
-	}
+	network, glob, _ := strings.Cut(s, ":")
 	return pattern{
 		network: strings.ToLower(network),
 		glob:    strings.ToLower(glob),
@@ -120,6 +129,19 @@ func (p *Permissions) Allowed(cmd *Command, id chat.Identity) bool {
 		list = p.def
 	}
 	for _, pat := range list {
+		if pat.matches(id) {
+			return true
+		}
+	}
+	return false
+}
+
+// Vouches reports whether id is on chat.permissions.vouch: its !env of a
+// change from an untrusted uploader may deploy that code (the pipeline's
+// trust gate decides). Only that list counts: neither the command lists nor
+// the default allow-list vouch for anyone.
+func (p *Permissions) Vouches(id chat.Identity) bool {
+	for _, pat := range p.vouch {
 		if pat.matches(id) {
 			return true
 		}
