@@ -44,7 +44,7 @@ func benchClient(b *testing.B, s *gerrittest.Server) *gerrit.Client {
 func BenchmarkIdlePoll(b *testing.B) {
 	clk := newClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	s := busyServer(b, 10000, clk)
-	p := gerrit.NewPoller(benchClient(b, s), gerrit.PollOptions{Projects: []string{"wiki"}, Now: clk.Now, Logger: quietLogger()})
+	p := gerrit.NewPoller(benchClient(b, s), gerrit.PollOptions{Projects: []gerrit.ProjectFilter{{Name: "wiki"}}, Now: clk.Now, Logger: quietLogger()})
 	ctx := context.Background()
 	if _, err := p.Poll(ctx); err != nil { // the first poll catches up
 		b.Fatal(err)
@@ -74,22 +74,20 @@ func BenchmarkUploadToSeen(b *testing.B) {
 	s := busyServer(b, 1000, clk)
 	clk.FollowRealTime()
 	p := gerrit.NewPoller(benchClient(b, s), gerrit.PollOptions{
-		Projects: []string{"wiki"}, Interval: time.Millisecond, Logger: quietLogger(),
+		Projects: []gerrit.ProjectFilter{{Name: "wiki"}}, Interval: time.Millisecond, Logger: quietLogger(),
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	seen := make(chan gerrit.Change, 1024)
 	done := make(chan error, 1)
 	go func() {
-		done <- p.Run(ctx, func(ctx context.Context, changes []gerrit.Change) error {
-			for _, c := range changes {
-				select {
-				case seen <- c:
-				case <-ctx.Done():
-					return ctx.Err()
-				}
+		done <- p.Run(ctx, func(ctx context.Context, c gerrit.Change) error {
+			select {
+			case seen <- c:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
 			}
-			return nil
 		})
 	}()
 	s.ResetRequests()

@@ -170,6 +170,22 @@ func TestQueryString(t *testing.T) {
 		{gerrit.Query{Projects: []string{`we"ird\name`}}, `project:"we\"ird\\name"`},
 		{gerrit.Query{Numbers: []int{3, 14}}, "(change:3 OR change:14)"},
 		{gerrit.Query{}, ""},
+		// Scopes: each project with its own branches.
+		{gerrit.Query{Scopes: []gerrit.ProjectFilter{{Name: "a", Branches: []string{"x", "y"}}, {Name: "b"}}},
+			`((project:"a" (branch:"x" OR branch:"y")) OR project:"b")`},
+		{gerrit.Query{Scopes: []gerrit.ProjectFilter{{Name: "a", Branches: []string{"x"}}, {Name: "b", Branches: []string{"y"}}}, Open: true},
+			`((project:"a" branch:"x") OR (project:"b" branch:"y")) status:open`},
+		{gerrit.Query{Scopes: []gerrit.ProjectFilter{{Name: "a", Branches: []string{"x"}}}, After: at},
+			`(project:"a" branch:"x") after:"2026-05-06 05:08:09"`},
+		{gerrit.Query{Scopes: []gerrit.ProjectFilter{{Name: "a"}}}, `project:"a"`},
+		{gerrit.Query{Scopes: []gerrit.ProjectFilter{{Name: "a"}, {Name: "b"}}}, `(project:"a" OR project:"b")`},
+		{gerrit.Query{Scopes: []gerrit.ProjectFilter{{Branches: []string{"x"}}, {Name: "b"}}}, `(branch:"x" OR project:"b")`},
+		{gerrit.Query{Scopes: []gerrit.ProjectFilter{{Name: `we"ird\name`, Branches: []string{`re"l`}}}},
+			`(project:"we\"ird\\name" branch:"re\"l")`},
+		// Scopes win over Projects and Branches.
+		{gerrit.Query{Scopes: []gerrit.ProjectFilter{{Name: "a"}}, Projects: []string{"z"}, Branches: []string{"q"}}, `project:"a"`},
+		// A scope that matches everything selects nothing out.
+		{gerrit.Query{Scopes: []gerrit.ProjectFilter{{Name: "a", Branches: []string{"x"}}, {}}, Open: true}, "status:open"},
 	}
 	for _, tt := range tests {
 		if got := tt.q.String(); got != tt.want {

@@ -20,7 +20,7 @@ func ExamplePoller_Fetch() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	p := gerrit.NewPoller(c, gerrit.PollOptions{Projects: []string{"wiki"}})
+	p := gerrit.NewPoller(c, gerrit.PollOptions{Projects: []gerrit.ProjectFilter{{Name: "wiki"}}})
 	ctx := context.Background()
 
 	b, err := p.Fetch(ctx)

@@ -2,8 +2,11 @@ package gerrit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 )
@@ -19,8 +22,33 @@ const (
 	DefaultOverlap      = 2 * time.Minute
 )
 
-// maxErrorBackoff caps how far repeated failures stretch Run's interval.
-const maxErrorBackoff = 5 * time.Minute
+const (
+	// maxPollBackoff caps how far failed polls (the query itself failed)
+	// stretch Run's wait: it is at most max(Interval, maxPollBackoff), so
+	// the first poll after an outage comes that soon.
+	maxPollBackoff = 30 * time.Second
+	// maxChangeBackoff caps the wait before a failing change is retried.
+	maxChangeBackoff = 5 * time.Minute
+	// maxAbsentRetries is how many retries in a row may find a failing
+	// change missing from Gerrit (deleted, or no longer visible) before it
+	// is dropped, so that it does not hold the watermark forever.
+	maxAbsentRetries = 5
+)
+
+// ErrHoldWatermark is for a HandleFunc to wrap when the caller could not
+// record its work, e.g. its store failed: do not move the watermark past
+// this change. Run then stops the cycle, commits nothing, and polls again
+// after the poll-level backoff, delivering the batch again.
+var ErrHoldWatermark = errors.New("gerrit poller: hold the watermark")
+
+// HandleFunc handles one change Run delivers. It returns nil when the
+// change is handled, an error wrapping ErrHoldWatermark when the caller
+// could not record its work, and any other error when this change failed:
+// Run then retries it on its own backoff while the others go on.
+//
+// Run delivers a change again after a restart, and a failing change on each
+// retry: handling must be idempotent.
+type HandleFunc func(ctx context.Context, c Change) error
 
 // CursorStore persists small values across restarts. ductbot's store
 // satisfies it.
@@ -31,8 +59,9 @@ type CursorStore interface {
 
 // PollOptions configure a Poller.
 type PollOptions struct {
-	Projects []string // empty: every project the account can see
-	Branches []string // empty: every branch
+	// Projects are the projects to watch, each with its own branch
+	// filter; empty: every project the account can see.
+	Projects []ProjectFilter
 	// Interval is the wait between two polls; defaults to
 	// DefaultPollInterval.
 	Interval time.Duration
@@ -49,9 +78,13 @@ type PollOptions struct {
 	// to time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
-	// OnPoll, when set, is called after each query with its duration and
-	// error (nil on success), for metrics.
+	// OnPoll, when set, is called after each poll query with its duration
+	// and error (nil on success), for metrics.
 	OnPoll func(time.Duration, error)
+	// OnChange, when set, is called after Run handed one change to its
+	// HandleFunc, with the change's number and the handler's error (nil
+	// on success), for metrics.
+	OnChange func(number int, err error)
 }
 
 // Batch is the result of one poll: the changes to handle and the watermark
@@ -62,8 +95,21 @@ type Batch struct {
 	// overlap, or now minus the look-back).
 	Since time.Time
 	// Watermark is the newest Updated among Changes, or the previous
-	// watermark if that is newer. Commit persists it.
+	// watermark if that is newer. Commit persists it, or rather the
+	// Updated time of the oldest change failing in Run if that is earlier.
 	Watermark time.Time
+}
+
+// failure is what a Poller remembers of a change whose handler failed.
+type failure struct {
+	project string
+	// updated is the Updated time of the version that failed last: the
+	// watermark stays at or before it, so a restarted poller queries it
+	// again.
+	updated time.Time
+	count   int       // consecutive failures
+	absent  int       // consecutive retries that did not find the change
+	next    time.Time // not retried before this
 }
 
 // Poller watches Gerrit by querying for changes updated since a watermark.
@@ -73,14 +119,35 @@ type Batch struct {
 //
 // It returns open and closed, WIP and private changes alike, with their
 // messages: deciding what to do with them is the caller's job.
+//
+// Run hands changes over one by one and keeps each change's outcome. A
+// change whose handler fails joins the failing set: it is retried by
+// number on its own exponential backoff (from Interval, doubling, at most
+// 5 minutes), and skipped when a poll returns it in the meantime, while the
+// other changes go on and the poll interval stays as it is. The failing set
+// lives in memory only; what makes it survive a restart is the watermark:
+// it is never committed past the Updated time of a failing change, so a
+// new Poller on the same CursorStore queries every failing change again.
+// The price is that, while a change fails, every poll reads the changes
+// updated since it; Run remembers which versions it handled and does not
+// hand those over again, but after a restart they come once more.
 type Poller struct {
 	client *Client
 	opts   PollOptions
 	log    *slog.Logger
+	// now times the retries of failing changes; sleep waits between polls.
+	// Tests replace them.
+	now   func() time.Time
+	sleep func(context.Context, time.Duration) error
 
 	mu        sync.Mutex
 	loaded    bool
 	watermark time.Time
+	failing   map[int]*failure
+	// handled holds the Updated time of the version of each change Run
+	// handled successfully, for changes updated since the last query's
+	// start: a poll that returns the same version again skips it.
+	handled map[int]time.Time
 }
 
 // NewPoller returns a Poller that queries through c.
@@ -101,7 +168,22 @@ func NewPoller(c *Client, opts PollOptions) *Poller {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Poller{client: c, opts: opts, log: log.With(slog.String("component", "gerrit-poller"))}
+	return &Poller{
+		client: c, opts: opts, log: log.With(slog.String("component", "gerrit-poller")),
+		now: time.Now, sleep: sleep,
+		failing: make(map[int]*failure), handled: make(map[int]time.Time),
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // Watermark returns the committed watermark, loading it from the cursor
@@ -113,6 +195,18 @@ func (p *Poller) Watermark(ctx context.Context) (time.Time, error) {
 		return time.Time{}, err
 	}
 	return p.watermark, nil
+}
+
+// Failing returns the changes Run is retrying, by number, with how many
+// times in a row each has failed.
+func (p *Poller) Failing() map[int]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[int]int, len(p.failing))
+	for n, f := range p.failing {
+		out[n] = f.count
+	}
+	return out
 }
 
 func (p *Poller) loadLocked(ctx context.Context) error {
@@ -139,6 +233,17 @@ func (p *Poller) loadLocked(ctx context.Context) error {
 	return nil
 }
 
+// capLocked returns t, or the Updated time of the oldest failing change if
+// that is earlier.
+func (p *Poller) capLocked(t time.Time) time.Time {
+	for _, f := range p.failing {
+		if f.updated.Before(t) {
+			t = f.updated
+		}
+	}
+	return t
+}
+
 // Fetch queries the changes updated since the watermark minus the overlap
 // (on first start: since now minus the look-back) and returns them without
 // moving the watermark. Call Commit with the batch once it is handled.
@@ -158,8 +263,7 @@ func (p *Poller) Fetch(ctx context.Context) (Batch, error) {
 
 	start := time.Now()
 	changes, err := p.client.Query(ctx, Query{
-		Projects: p.opts.Projects,
-		Branches: p.opts.Branches,
+		Scopes:   p.opts.Projects,
 		After:    since,
 		Messages: true,
 	})
@@ -179,20 +283,22 @@ func (p *Poller) Fetch(ctx context.Context) (Batch, error) {
 }
 
 // Commit moves the watermark to b.Watermark and persists it, unless the
-// watermark is already at or past it. If persisting fails the watermark
-// does not move.
+// watermark is already at or past it. It never moves the watermark past
+// the Updated time of a change that is failing in Run, even if b says so.
+// If persisting fails the watermark does not move.
 func (p *Poller) Commit(ctx context.Context, b Batch) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !b.Watermark.After(p.watermark) {
+	wm := p.capLocked(b.Watermark)
+	if !wm.After(p.watermark) {
 		return nil
 	}
 	if p.opts.Cursor != nil {
-		if err := p.opts.Cursor.SetMeta(ctx, WatermarkKey, b.Watermark.UTC().Format(time.RFC3339Nano)); err != nil {
+		if err := p.opts.Cursor.SetMeta(ctx, WatermarkKey, wm.UTC().Format(time.RFC3339Nano)); err != nil {
 			return fmt.Errorf("gerrit poller: saving watermark: %w", err)
 		}
 	}
-	p.watermark = b.Watermark
+	p.watermark = wm
 	return nil
 }
 
@@ -209,12 +315,48 @@ func (p *Poller) Poll(ctx context.Context) ([]Change, error) {
 	return b.Changes, nil
 }
 
+// pollBackoff is Run's wait before the next poll after failures polls in a
+// row failed: interval, doubled for each failure after the first, at most
+// max(interval, 30s).
+func pollBackoff(interval time.Duration, failures int) time.Duration {
+	return backoff(interval, failures, max(interval, maxPollBackoff))
+}
+
+// changeBackoff is how long a change that failed failures times in a row
+// waits before its next retry: interval, doubled for each failure after the
+// first, at most 5 minutes.
+func changeBackoff(interval time.Duration, failures int) time.Duration {
+	return backoff(interval, failures, maxChangeBackoff)
+}
+
+func backoff(base time.Duration, failures int, limit time.Duration) time.Duration {
+	wait := min(base, limit)
+	for i := 1; i < failures && wait < limit; i++ {
+		wait *= 2
+	}
+	return min(wait, limit)
+}
+
 // Run polls at once and then every Interval until ctx is done, and returns
-// ctx's error. Each non-empty batch goes to handle; the watermark is only
-// committed when handle returns nil, so a failed batch is delivered again.
-// Poll and handle errors are logged, never returned, and stretch the
-// interval (doubling, up to 5 minutes) until a cycle succeeds.
-func (p *Poller) Run(ctx context.Context, handle func(context.Context, []Change) error) error {
+// ctx's error. It hands each change of a poll to handle, one at a time,
+// newest update first, except changes it already handled in the same
+// version and failing changes, which are retried on their own schedule.
+//
+// Outcomes, per change:
+//   - nil: handled. A change that was failing leaves the failing set.
+//   - an error wrapping ErrHoldWatermark: the cycle stops there and commits
+//     nothing; the next poll delivers the rest of the batch again.
+//   - any other error: this change failed. The rest of the batch is
+//     handled and the watermark moves on, though never past this change's
+//     Updated time while it keeps failing, so that a restart queries it
+//     again. It is retried by number after changeBackoff (from Interval,
+//     doubling, at most 5 minutes), and logged at each failure with its
+//     number and consecutive count.
+//
+// Poll errors (the query failed: Gerrit down) and held cycles are logged,
+// never returned, and stretch the wait (doubling, at most max(Interval,
+// 30s)) until a cycle succeeds; a failing change does not stretch it.
+func (p *Poller) Run(ctx context.Context, handle HandleFunc) error {
 	failures := 0
 	for {
 		if err := p.cycle(ctx, handle); err != nil {
@@ -226,35 +368,143 @@ func (p *Poller) Run(ctx context.Context, handle func(context.Context, []Change)
 		} else {
 			failures = 0
 		}
-		wait := p.opts.Interval
-		for i := 1; i < failures && wait < maxErrorBackoff; i++ {
-			wait *= 2
-		}
-		wait = min(wait, max(maxErrorBackoff, p.opts.Interval))
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		if err := p.sleep(ctx, pollBackoff(p.opts.Interval, failures)); err != nil {
+			return err
 		}
 	}
 }
 
-func (p *Poller) cycle(ctx context.Context, handle func(context.Context, []Change) error) error {
+// cycle is one poll of Run: fetch, hand each change over, retry the failing
+// changes that are due, commit.
+func (p *Poller) cycle(ctx context.Context, handle HandleFunc) error {
 	b, err := p.Fetch(ctx)
 	if err != nil {
 		return err
 	}
-	if len(b.Changes) > 0 {
-		if err := handle(ctx, b.Changes); err != nil {
-			return fmt.Errorf("handling %d changes (watermark not advanced): %w", len(b.Changes), err)
+	now := p.now()
+	handled := 0
+	for _, c := range b.Changes {
+		p.mu.Lock()
+		_, failing := p.failing[c.Number]
+		done, ok := p.handled[c.Number]
+		p.mu.Unlock()
+		if failing || ok && done.Equal(c.Updated) {
+			continue
 		}
+		if err := p.handleOne(ctx, handle, c, now); err != nil {
+			return err
+		}
+		handled++
+	}
+	retryErr := p.retry(ctx, handle, now)
+	if errors.Is(retryErr, ErrHoldWatermark) || ctx.Err() != nil {
+		return retryErr
 	}
 	if err := p.Commit(ctx, b); err != nil {
 		return err
 	}
-	p.log.Debug("gerrit poll done", slog.Int("changes", len(b.Changes)),
-		slog.Time("since", b.Since), slog.Time("watermark", b.Watermark))
+	p.mu.Lock()
+	maps.DeleteFunc(p.handled, func(_ int, updated time.Time) bool { return updated.Before(b.Since) })
+	failing := len(p.failing)
+	p.mu.Unlock()
+	p.log.Debug("gerrit poll done", slog.Int("changes", len(b.Changes)), slog.Int("handled", handled),
+		slog.Int("failing", failing), slog.Time("since", b.Since), slog.Time("watermark", b.Watermark))
+	return retryErr
+}
+
+// handleOne hands c to handle and records the outcome. It returns an error
+// only when the cycle must stop: the handler asked to hold the watermark,
+// or ctx is done.
+func (p *Poller) handleOne(ctx context.Context, handle HandleFunc, c Change, now time.Time) error {
+	err := handle(ctx, c)
+	if ctx.Err() != nil {
+		// Shutting down: whatever the handler said, it is not the
+		// change's fault.
+		return ctx.Err()
+	}
+	if p.opts.OnChange != nil {
+		p.opts.OnChange(c.Number, err)
+	}
+	if errors.Is(err, ErrHoldWatermark) {
+		return fmt.Errorf("handling change %d (watermark not advanced): %w", c.Number, err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	f := p.failing[c.Number]
+	if err == nil {
+		if f != nil {
+			p.log.Info("gerrit change handled after failing", slog.Int("change", c.Number),
+				slog.String("project", c.Project), slog.Int("failures", f.count))
+			delete(p.failing, c.Number)
+		}
+		p.handled[c.Number] = c.Updated
+		return nil
+	}
+	if f == nil {
+		f = &failure{}
+		p.failing[c.Number] = f
+	}
+	f.project = c.Project
+	if c.Updated.After(f.updated) {
+		f.updated = c.Updated
+	}
+	f.count++
+	f.absent = 0
+	wait := changeBackoff(p.opts.Interval, f.count)
+	f.next = now.Add(wait)
+	p.log.Warn("gerrit change handling failed; retrying it later", slog.Int("change", c.Number),
+		slog.String("project", c.Project), slog.Int("consecutive_failures", f.count),
+		slog.Duration("retry_in", wait), slog.Any("error", err))
+	return nil
+}
+
+// retry looks the failing changes that are due up by number and hands them
+// over again. A change Gerrit no longer returns counts as a failure, and is
+// dropped after maxAbsentRetries retries in a row did not find it.
+func (p *Poller) retry(ctx context.Context, handle HandleFunc, now time.Time) error {
+	p.mu.Lock()
+	var due []int
+	for n, f := range p.failing {
+		if !now.Before(f.next) {
+			due = append(due, n)
+		}
+	}
+	p.mu.Unlock()
+	if len(due) == 0 {
+		return nil
+	}
+	slices.Sort(due)
+	found, err := p.client.changesByNumber(ctx, due, true)
+	if err != nil {
+		return fmt.Errorf("gerrit poller: retrying failing changes %v: %w", due, err)
+	}
+	for _, n := range due {
+		if c, ok := found[n]; ok {
+			if err := p.handleOne(ctx, handle, *c, now); err != nil {
+				return err
+			}
+			continue
+		}
+		p.mu.Lock()
+		f := p.failing[n]
+		if f == nil {
+			p.mu.Unlock()
+			continue
+		}
+		f.count++
+		f.absent++
+		if f.absent >= maxAbsentRetries {
+			delete(p.failing, n)
+			p.log.Error("dropping failing gerrit change: Gerrit no longer returns it", slog.Int("change", n),
+				slog.String("project", f.project), slog.Int("consecutive_failures", f.count))
+		} else {
+			wait := changeBackoff(p.opts.Interval, f.count)
+			f.next = now.Add(wait)
+			p.log.Warn("failing gerrit change not found; retrying it later", slog.Int("change", n),
+				slog.String("project", f.project), slog.Int("consecutive_failures", f.count),
+				slog.Duration("retry_in", wait))
+		}
+		p.mu.Unlock()
+	}
 	return nil
 }

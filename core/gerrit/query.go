@@ -20,11 +20,30 @@ const (
 	batchSize = 50
 )
 
+// ProjectFilter selects one project's changes, on some of its branches.
+type ProjectFilter struct {
+	// Name is the project; empty: every project (then Branches alone
+	// filter).
+	Name string
+	// Branches are the branch names, without refs/heads/; empty: every
+	// branch.
+	Branches []string
+}
+
 // Query selects changes. Conditions of different fields are ANDed; values
 // within one field are ORed. The zero Query is refused: say what you want.
 type Query struct {
+	// Projects and Branches select changes in any of Projects and on any
+	// of Branches, each list applying to every project: use Scopes when
+	// branch filters differ between projects.
 	Projects []string
 	Branches []string
+	// Scopes, when set, is used instead of Projects and Branches: a change
+	// matches when it matches any one scope, each scope matching its
+	// project on its own branches: (project:"a" (branch:"x" OR branch:"y"))
+	// OR project:"b". A scope with neither name nor branches matches every
+	// change, and so the scopes select nothing out.
+	Scopes []ProjectFilter
 	// Open selects status:open, Closed selects merged or abandoned changes;
 	// both or neither select every status.
 	Open   bool
@@ -64,8 +83,14 @@ func (q Query) String() string {
 		}
 		terms = append(terms, "("+strings.Join(parts, " OR ")+")")
 	}
-	or("project", q.Projects, true)
-	or("branch", q.Branches, true)
+	if len(q.Scopes) > 0 {
+		if t := scopesTerm(q.Scopes); t != "" {
+			terms = append(terms, t)
+		}
+	} else {
+		or("project", q.Projects, true)
+		or("branch", q.Branches, true)
+	}
 	switch {
 	case q.Open && !q.Closed:
 		terms = append(terms, "status:open")
@@ -87,6 +112,43 @@ func (q Query) String() string {
 	}
 	or("change", nums, false)
 	return strings.Join(terms, " ")
+}
+
+// scopesTerm renders scopes as one term: each scope's project and branches
+// as a parenthesised group, the groups ORed (and parenthesised as a whole
+// when there are several, so the term ANDs with the rest of the query). It
+// returns "" when a scope matches everything.
+func scopesTerm(scopes []ProjectFilter) string {
+	groups := make([]string, 0, len(scopes))
+	for _, sc := range scopes {
+		var parts []string
+		if sc.Name != "" {
+			parts = append(parts, "project:"+quote(sc.Name))
+		}
+		switch len(sc.Branches) {
+		case 0:
+		case 1:
+			parts = append(parts, "branch:"+quote(sc.Branches[0]))
+		default:
+			bs := make([]string, len(sc.Branches))
+			for i, b := range sc.Branches {
+				bs[i] = "branch:" + quote(b)
+			}
+			parts = append(parts, "("+strings.Join(bs, " OR ")+")")
+		}
+		switch len(parts) {
+		case 0:
+			return "" // this scope matches every change
+		case 1:
+			groups = append(groups, parts[0])
+		default:
+			groups = append(groups, "("+strings.Join(parts, " ")+")")
+		}
+	}
+	if len(groups) == 1 {
+		return groups[0]
+	}
+	return "(" + strings.Join(groups, " OR ") + ")"
 }
 
 // quote puts v in double quotes, escaping backslashes and quotes the way
@@ -184,12 +246,18 @@ func (c *Client) Change(ctx context.Context, project string, number int) (*Chang
 // absence means "unknown right now", not merged or deleted, so callers must
 // not tear anything down because of it.
 func (c *Client) Changes(ctx context.Context, numbers []int) (map[int]*Change, error) {
+	return c.changesByNumber(ctx, numbers, false)
+}
+
+// changesByNumber is Changes, with each change's messages when messages is
+// set.
+func (c *Client) changesByNumber(ctx context.Context, numbers []int, messages bool) (map[int]*Change, error) {
 	nums := slices.Clone(numbers)
 	slices.Sort(nums)
 	nums = slices.Compact(nums)
 	out := make(map[int]*Change, len(nums))
 	for batch := range slices.Chunk(nums, batchSize) {
-		changes, err := c.Query(ctx, Query{Numbers: batch, PageSize: len(batch)})
+		changes, err := c.Query(ctx, Query{Numbers: batch, PageSize: len(batch), Messages: messages})
 		if err != nil {
 			return nil, err
 		}

@@ -29,7 +29,7 @@ func TestPollerResumesFromStateFile(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer st.Close()
-		p := gerrit.NewPoller(c, gerrit.PollOptions{Projects: []string{"wiki"}, Cursor: st, Lookback: time.Minute, Now: now, Logger: quietLogger()})
+		p := gerrit.NewPoller(c, gerrit.PollOptions{Projects: []gerrit.ProjectFilter{{Name: "wiki"}}, Cursor: st, Lookback: time.Minute, Now: now, Logger: quietLogger()})
 		got, err := p.Poll(ctx)
 		if err != nil {
 			t.Fatal(err)

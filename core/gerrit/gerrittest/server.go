@@ -308,6 +308,17 @@ func (s *Server) SetPrivate(number int, private bool) {
 	c.updated = s.tick()
 }
 
+// DeleteChange deletes a change, as Gerrit's DELETE /changes/{id} does:
+// queries and lookups no longer find it. It panics if the change does not
+// exist.
+func (s *Server) DeleteChange(number int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.mustChange(number)
+	delete(s.changes, number)
+	delete(s.byChangeID, c.changeID)
+}
+
 // Change returns a snapshot of change number, and false if it does not exist.
 func (s *Server) Change(number int) (Change, bool) {
 	s.mu.RLock()
