@@ -67,6 +67,7 @@ func newApp(ctx context.Context, cfg *config.Config, o appOptions) (_ *app, err 
 	if a.store, err = store.Open(ctx, cfg.State.Path); err != nil {
 		return nil, fmt.Errorf("opening state %s: %w", cfg.State.Path, err)
 	}
+	a.store.SetMaxLogBytes(cfg.Report.MaxLogBytes)
 	chart, err := k8s.LoadChart(ctx, cfg.Chart.Ref, cfg.Chart.Version)
 	if err != nil {
 		return nil, err
@@ -99,24 +100,23 @@ func newApp(ctx context.Context, cfg *config.Config, o appOptions) (_ *app, err 
 	if a.sweeps, err = newSweepSchedule(a, announcer); err != nil {
 		return nil, err
 	}
+	service := pipeline.NewService(a.engine, a.sweeps.sweeper)
 
 	perms, err := commands.NewPermissions(commands.PermissionConfig{Commands: cfg.Chat.Permissions, Default: cfg.Chat.DefaultAllow})
 	if err != nil {
 		return nil, fmt.Errorf("chat.permissions: %w", err)
 	}
-	a.router = commands.New(a.engine, commands.Options{
+	a.router = commands.New(service, commands.Options{
 		Prefix: cfg.Chat.Prefix, Permissions: perms, RatePerMinute: cfg.Chat.RatePerMinute,
 		MaxEnvsPerUser: cfg.Chat.MaxEnvsPerUser, MaxTTL: cfg.Cleanup.TTLMax.D(), Logger: log,
 	})
 
-	var branches []string
-	var projects []string
+	var projects []gerrit.ProjectFilter
 	for _, p := range cfg.Projects {
-		projects = append(projects, p.Name)
-		branches = append(branches, p.Branches...)
+		projects = append(projects, gerrit.ProjectFilter{Name: p.Name, Branches: p.Branches})
 	}
 	a.poller = gerrit.NewPoller(a.gerrit, gerrit.PollOptions{
-		Projects: projects, Branches: branches, Interval: cfg.Gerrit.PollInterval.D(), Lookback: cfg.Gerrit.Lookback.D(),
+		Projects: projects, Interval: cfg.Gerrit.PollInterval.D(), Lookback: cfg.Gerrit.Lookback.D(),
 		Cursor: a.store, Logger: log,
 		OnPoll: func(d time.Duration, err error) {
 			a.metrics.GerritPollDuration.Observe(d.Seconds())
@@ -128,6 +128,7 @@ func newApp(ctx context.Context, cfg *config.Config, o appOptions) (_ *app, err 
 
 	w := web.New(web.Options{
 		Store: a.store, Metrics: a.metrics, PublicURL: cfg.Web.PublicURL, GerritURL: cfg.Gerrit.URL, Logger: log,
+		MaxLogBytes:   cfg.Report.MaxLogBytes,
 		Ready:         func(ctx context.Context) error { return a.cluster.Reachable(ctx) },
 		QueuePosition: a.engine.Position,
 	})
@@ -192,7 +193,7 @@ func (a *app) run(ctx context.Context, grace time.Duration) error {
 		}
 		return nil
 	})
-	goRun("gerrit poller", func() error { return a.poller.Run(ctx, a.engine.HandleChanges) })
+	goRun("gerrit poller", func() error { return a.poller.Run(ctx, a.engine.HandleChange) })
 	for _, ad := range a.adapters {
 		goRun(ad.Name()+" chat", func() error { return ad.Run(ctx, a.router) })
 	}

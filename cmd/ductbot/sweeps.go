@@ -19,8 +19,9 @@ type sweepSchedule struct {
 	cron    *cron.Cron
 }
 
-// newSweepSchedule builds the sweep from cleanup.* and hands it to the
-// engine (for !sweep); start schedules it.
+// newSweepSchedule builds the sweep from cleanup.*, tearing environments
+// down through the engine; start schedules it. Chat's !sweep runs the same
+// sweeper through pipeline.Service.
 func newSweepSchedule(a *app, announcer *adapters.Announcer) (*sweepSchedule, error) {
 	cc := a.cfg.Cleanup
 	var channels []string
@@ -38,7 +39,6 @@ func newSweepSchedule(a *app, announcer *adapters.Announcer) (*sweepSchedule, er
 			Protected: cc.Protected, DryRun: cc.DryRun, TeardownTimeout: a.cfg.Kubernetes.DeployTimeout.D(),
 		},
 	})
-	a.engine.SetSweeper(s)
 	return &sweepSchedule{sweeper: s, spec: cc.Schedule, app: a}, nil
 }
 

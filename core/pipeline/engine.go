@@ -1,12 +1,22 @@
 // Package pipeline runs environments: it turns triggers (a new patch set, a
-// recheck, a chat request) into runs, queues them under a limit on parallel
-// deploys, takes each through its states (queued → deploying → testing →
-// reporting → done), supersedes older patch sets, reports to Gerrit and
-// announces results. Runs are persisted at every step, so a restarted
-// ductbot resumes what it was doing: none is lost and none reported twice.
+// recheck, a chat request) into runs, queues them under limits, takes each
+// through the run lifecycle (core/run), supersedes older patch sets, reports
+// to Gerrit and announces results. Runs are persisted at every step, so a
+// restarted ductbot resumes what it was doing: none is lost and none
+// reported twice.
 //
-// The pipeline talks to Gerrit, Kubernetes, the store and chat through the
-// small interfaces in this file; cmd/ductbot wires the concrete clients.
+// The rules live in one place each, as pure functions with table tests:
+//
+//	Gate        (gate.go)     who may get code deployed, on every path
+//	Decide      (decide.go)   what a change's update asks for
+//	VoteTarget  (vote.go)     whether and where a result is voted
+//	Admit       (capacity.go) whether a queued run may start under max_envs
+//	run.Move    (core/run)    the run lifecycle
+//
+// The Engine (this file and execute.go, report.go, triggers.go) observes,
+// asks those functions, and carries out what they decide; Service
+// (service.go) is what chat commands call. They talk to Gerrit, Kubernetes,
+// the store and chat through the small interfaces in ports.go.
 package pipeline
 
 import (
@@ -18,43 +28,14 @@ import (
 	"sync"
 	"time"
 
+	"helm.sh/helm/v3/pkg/chart"
+
 	"github.com/ductbot/ductbot/config"
 	"github.com/ductbot/ductbot/core/gerrit"
-	"github.com/ductbot/ductbot/core/k8s"
 	"github.com/ductbot/ductbot/core/metrics"
 	"github.com/ductbot/ductbot/core/run"
 	"github.com/ductbot/ductbot/core/store"
-	"helm.sh/helm/v3/pkg/chart"
 )
-
-// Store is the durable state the pipeline needs.
-type Store interface {
-	CreateRun(ctx context.Context, r *run.Run) error
-	UpdateRun(ctx context.Context, r *run.Run) error
-	GetRun(ctx context.Context, id int64) (*run.Run, error)
-	ListRuns(ctx context.Context, f store.RunFilter) ([]*run.Run, error)
-	PutEnv(ctx context.Context, e *run.Env) error
-	GetEnv(ctx context.Context, name string) (*run.Env, error)
-	ListEnvs(ctx context.Context, f store.EnvFilter) ([]*run.Env, error)
-	PutTestLogs(ctx context.Context, runID int64, logs []run.TestLog) error
-	GetMeta(ctx context.Context, key string) (string, bool, error)
-	SetMeta(ctx context.Context, key, value string) error
-}
-
-// Cluster deploys, tests and removes environments.
-type Cluster interface {
-	Deploy(ctx context.Context, rel k8s.Release) error
-	Test(ctx context.Context, namespace, name string, timeout time.Duration) (*k8s.TestResult, error)
-	Teardown(ctx context.Context, namespace, name string, timeout time.Duration) error
-}
-
-// Gerrit is what the pipeline reads from and writes to Gerrit.
-type Gerrit interface {
-	Change(ctx context.Context, project string, number int) (*gerrit.Change, error)
-	Changes(ctx context.Context, numbers []int) (map[int]*gerrit.Change, error)
-	PostReview(ctx context.Context, project string, number int, revision string, r gerrit.Review) error
-	GroupMembers(ctx context.Context, group string) ([]gerrit.Account, error)
-}
 
 // Options configures an Engine.
 type Options struct {
@@ -67,11 +48,8 @@ type Options struct {
 	Metrics   *metrics.Metrics
 	Logger    *slog.Logger
 	Now       func() time.Time
-	// Sweeper runs a cleanup sweep on request (chat !sweep); may be nil.
-	Sweeper interface {
-		Sweep(ctx context.Context, by string) (run.SweepSummary, error)
-	}
-	// Self is ductbot's own Gerrit account: its comments never trigger anything.
+	// Self is ductbot's own Gerrit account: its comments never trigger
+	// anything, and only its messages count as reviews already posted.
 	Self *gerrit.Account
 }
 
@@ -87,22 +65,23 @@ type Engine struct {
 	log     *slog.Logger
 	now     func() time.Time
 	plan    *MatrixPlan
-	sweeper interface {
-		Sweep(ctx context.Context, by string) (run.SweepSummary, error)
-	}
-	self  *gerrit.Account
-	trust *trustCache
+	self    *gerrit.Account
+	trust   *trustCache
 
-	requestMu sync.Mutex // serialises chat requests' check-then-enqueue
+	requestMu sync.Mutex // serialises requests' check-then-enqueue
 
-	mu       sync.Mutex
-	queue    []int64              // waiting run IDs, oldest first
-	active   map[int64]*activeRun // running runs by ID
-	busy     map[string]bool      // environments with a run or a teardown in progress
-	replies  map[int64]string     // chat requests waiting for their result (opaque reply targets)
+	mu       sync.Mutex // guards what follows; never held across I/O
+	queue    []queued
+	active   map[int64]*activeRun     // running runs by ID
+	held     map[string]chan struct{} // environments a run or a teardown holds; closed on release
 	wake     chan struct{}
 	stopping bool
 	wg       sync.WaitGroup
+}
+
+type queued struct {
+	id  int64
+	env string
 }
 
 type activeRun struct {
@@ -130,8 +109,8 @@ func New(o Options) *Engine {
 	return &Engine{
 		cfg: o.Config, chart: o.Chart, store: o.Store, cluster: o.Cluster, gerrit: o.Gerrit,
 		announc: o.Announcer, metrics: o.Metrics, log: o.Logger, now: o.Now, plan: NewMatrixPlan(o.Config),
-		sweeper: o.Sweeper, self: o.Self, trust: newTrustCache(o.Gerrit, 5*time.Minute, o.Now, o.Logger),
-		active: map[int64]*activeRun{}, busy: map[string]bool{}, replies: map[int64]string{},
+		self: o.Self, trust: newTrustCache(o.Gerrit, 5*time.Minute, o.Now, o.Logger),
+		active: map[int64]*activeRun{}, held: map[string]chan struct{}{},
 		wake: make(chan struct{}, 1),
 	}
 }
@@ -151,7 +130,6 @@ func (e *Engine) Run(ctx context.Context, grace time.Duration) error {
 	defer func() { <-reporter }()
 	for {
 		e.dispatch(base)
-		e.countLiveEnvs(ctx)
 		select {
 		case <-ctx.Done():
 			e.mu.Lock()
@@ -172,55 +150,8 @@ func (e *Engine) Run(ctx context.Context, grace time.Duration) error {
 			}
 			return nil
 		case <-e.wake:
-		case <-time.After(5 * time.Second): // capacity may have freed up
+		case <-time.After(5 * time.Second): // an environment may have gone
 		}
-	}
-}
-
-// rememberReply records where a chat-started run's result goes, in memory
-// and in the store, so that it still reaches the asker after a restart.
-func (e *Engine) rememberReply(ctx context.Context, runID int64, to string) {
-	if to == "" {
-		return
-	}
-	e.mu.Lock()
-	if _, ok := e.replies[runID]; ok {
-		e.mu.Unlock()
-		return
-	}
-	e.replies[runID] = to
-	e.mu.Unlock()
-	if err := e.store.SetMeta(ctx, replyKey(runID), to); err != nil {
-		e.log.Warn("saving where to reply", "run", runID, "err", err)
-	}
-}
-
-// replyFor is where a run's result goes back to, if it was asked for in
-// chat; forget drops it once the result is out.
-func (e *Engine) replyFor(ctx context.Context, runID int64, forget bool) string {
-	e.mu.Lock()
-	to, ok := e.replies[runID]
-	if forget {
-		delete(e.replies, runID)
-	}
-	e.mu.Unlock()
-	if !ok {
-		if v, found, err := e.store.GetMeta(ctx, replyKey(runID)); err == nil && found {
-			to = v
-		}
-	}
-	if forget && to != "" {
-		_ = e.store.SetMeta(ctx, replyKey(runID), "")
-	}
-	return to
-}
-
-func replyKey(runID int64) string { return fmt.Sprintf("reply-to:%d", runID) }
-
-// countLiveEnvs updates the live-environments gauge.
-func (e *Engine) countLiveEnvs(ctx context.Context) {
-	if live, err := e.store.ListEnvs(ctx, store.EnvFilter{Alive: true}); err == nil {
-		e.metrics.LiveEnvs.Set(float64(len(live)))
 	}
 }
 
@@ -238,89 +169,107 @@ func (e *Engine) resume(ctx context.Context) error {
 		return fmt.Errorf("reading unfinished runs: %w", err)
 	}
 	slices.SortFunc(runs, func(a, b *run.Run) int { return int(a.ID - b.ID) })
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	var q []queued
 	for _, r := range runs {
 		switch r.State {
 		case run.StateReporting:
-			// Already has its result; retryReports posts it if needed.
-			continue
+			continue // has its result; retryReports posts it if needed
 		case run.StateDeploying, run.StateTesting:
 			e.log.Info("resuming a run interrupted by a restart", runAttrs(r)...)
-			r.State = run.StateQueued
-			if err := e.store.UpdateRun(ctx, r); err != nil {
+			if err := run.Move(r, run.StateQueued, e.now()); err != nil {
 				return err
 			}
+			if err := e.store.UpdateRun(ctx, r); err != nil {
+				return fmt.Errorf("requeueing run %d: %w", r.ID, err)
+			}
 		}
-		e.queue = append(e.queue, r.ID)
+		q = append(q, queued{r.ID, r.Env})
 	}
+	e.mu.Lock()
+	e.queue = append(q, e.queue...)
 	e.metrics.QueueDepth.Set(float64(len(e.queue)))
+	e.mu.Unlock()
 	return nil
 }
 
 // dispatch starts as many queued runs as the limits allow: at most
-// max_parallel at once, one per environment, and no new environment past
-// max_envs (per-patch runs wait in the queue until one goes).
+// max_parallel at once, one per environment, and, by Admit, no new
+// environment in the cluster past max_envs (runs wait in the queue, in
+// order, until one goes). It observes the store first and holds the lock
+// only to choose.
 func (e *Engine) dispatch(base context.Context) {
-	ctx := context.Background()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.stopping {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	envs, err := e.store.ListEnvs(ctx, store.EnvFilter{Alive: true})
+	if err != nil {
+		e.log.Error("listing environments to dispatch runs", "err", err)
 		return
 	}
-	var rest []int64
-	for i, id := range e.queue {
+	status := make(map[string]run.EnvStatus, len(envs))
+	inCluster := 0
+	for _, env := range envs {
+		status[env.Name] = env.Status
+		if env.Status.InCluster() {
+			inCluster++
+		}
+	}
+	e.metrics.LiveEnvs.Set(float64(inCluster))
+
+	type start struct {
+		q      queued
+		ctx    context.Context
+		cancel context.CancelCauseFunc
+	}
+	var starts []start
+	e.mu.Lock()
+	if e.stopping {
+		e.mu.Unlock()
+		return
+	}
+	// Environments a run holds are in the cluster even when the store does
+	// not say so yet (the run has not written "deploying").
+	for name := range e.held {
+		if !status[name].InCluster() {
+			inCluster++
+			status[name] = run.EnvDeploying
+		}
+	}
+	var rest []queued
+	for i, q := range e.queue {
 		if len(e.active) >= e.cfg.Kubernetes.MaxParallel {
 			rest = append(rest, e.queue[i:]...)
 			break
 		}
-		r, err := e.store.GetRun(ctx, id)
-		if err != nil {
-			e.log.Error("reading a queued run", "run", id, "err", err)
-			rest = append(rest, id)
+		_, held := e.held[q.env]
+		if held || !Admit(status[q.env], inCluster, e.cfg.Kubernetes.MaxEnvs) {
+			rest = append(rest, q)
 			continue
 		}
-		if r.Finished() {
-			continue
+		if !status[q.env].InCluster() {
+			inCluster++ // it will be
+			status[q.env] = run.EnvDeploying
 		}
-		if e.busy[r.Env] || !e.hasCapacity(ctx, r.Env) {
-			rest = append(rest, id)
-			continue
-		}
-		e.busy[r.Env] = true
+		e.held[q.env] = make(chan struct{})
 		rctx, cancel := context.WithCancelCause(base)
-		e.active[id] = &activeRun{cancel: cancel}
-		e.wg.Add(1)
-		go func() {
-			defer e.wg.Done()
-			e.execute(rctx, r)
-			e.mu.Lock()
-			delete(e.active, r.ID)
-			delete(e.busy, r.Env)
-			e.mu.Unlock()
-			cancel(nil)
-			e.poke()
-		}()
+		e.active[q.id] = &activeRun{cancel: cancel}
+		starts = append(starts, start{q, rctx, cancel})
 	}
 	e.queue = rest
 	e.metrics.QueueDepth.Set(float64(len(e.queue)))
-}
+	e.wg.Add(len(starts))
+	e.mu.Unlock()
 
-// hasCapacity reports whether env may be deployed under kubernetes.max_envs:
-// an environment that exists always may; a new one only below the cap.
-func (e *Engine) hasCapacity(ctx context.Context, env string) bool {
-	max := e.cfg.Kubernetes.MaxEnvs
-	if max == 0 {
-		return true
+	for _, s := range starts {
+		go func() {
+			defer e.wg.Done()
+			e.execute(s.ctx, s.q.id)
+			e.mu.Lock()
+			delete(e.active, s.q.id)
+			e.mu.Unlock()
+			e.releaseEnv(s.q.env)
+			s.cancel(nil)
+		}()
 	}
-	if cur, err := e.store.GetEnv(ctx, env); err == nil && cur.Status != run.EnvGone {
-		return true
-	}
-	live, err := e.store.ListEnvs(ctx, store.EnvFilter{Alive: true})
-	if err != nil {
-		return false
-	}
-	return len(live) < max
 }
 
 // Position is a queued run's 1-based place in the queue, or 0 when it is
@@ -329,27 +278,66 @@ func (e *Engine) Position(id int64) int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for i, q := range e.queue {
-		if q == id {
+		if q.id == id {
 			return i + 1
 		}
 	}
 	return 0
 }
 
-// enqueue persists a new run, supersedes the older unfinished runs of the
-// same environment, and queues it.
-func (e *Engine) enqueue(ctx context.Context, r *run.Run, env *run.Env, reply string) (int, error) {
+// acquireEnv waits until no run or teardown holds the environment, then
+// holds it.
+func (e *Engine) acquireEnv(ctx context.Context, name string) error {
+	for {
+		e.mu.Lock()
+		ch, held := e.held[name]
+		if !held {
+			e.held[name] = make(chan struct{})
+			e.mu.Unlock()
+			return nil
+		}
+		e.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s's run to stop: %w", name, ctx.Err())
+		case <-ch:
+		}
+	}
+}
+
+// releaseEnv lets the next run or teardown of the environment go.
+func (e *Engine) releaseEnv(name string) {
+	e.mu.Lock()
+	ch, ok := e.held[name]
+	delete(e.held, name)
+	e.mu.Unlock()
+	if ok {
+		close(ch)
+	}
+	e.poke()
+}
+
+// enqueue creates (or revives) the run's environment record, persists the
+// run, supersedes the older unfinished runs of the same environment and
+// queues it. It returns the run's place in the queue.
+func (e *Engine) enqueue(ctx context.Context, r *run.Run, env *run.Env, replyTo string) (int, error) {
 	r.State, r.CreatedAt = run.StateQueued, e.now().UTC()
-	if err := e.store.PutEnv(ctx, env); err != nil {
+	if _, err := e.store.CreateOrReviveEnv(ctx, env); err != nil {
 		return 0, fmt.Errorf("saving environment %s: %w", env.Name, err)
 	}
 	if err := e.store.CreateRun(ctx, r); err != nil {
 		return 0, fmt.Errorf("saving run: %w", err)
 	}
-	e.supersedeOlder(ctx, r)
-	e.rememberReply(ctx, r.ID, reply)
+	if replyTo != "" {
+		if err := e.store.PutReplyTarget(ctx, r.ID, replyTo); err != nil {
+			e.log.Warn("saving where to reply", append(runAttrs(r), "err", err)...)
+		}
+	}
+	if err := e.supersedeOlder(ctx, r); err != nil {
+		e.log.Error("superseding older runs", append(runAttrs(r), "err", err)...)
+	}
 	e.mu.Lock()
-	e.queue = append(e.queue, r.ID)
+	e.queue = append(e.queue, queued{r.ID, r.Env})
 	pos := len(e.queue)
 	e.metrics.QueueDepth.Set(float64(len(e.queue)))
 	e.mu.Unlock()
@@ -358,62 +346,72 @@ func (e *Engine) enqueue(ctx context.Context, r *run.Run, env *run.Env, reply st
 	return pos, nil
 }
 
-// supersedeOlder ends the unfinished runs of r's environment that test an
-// older patch set (or the same environment's earlier request): queued ones at
-// once, running ones by canceling them. Only the newest is reported.
-func (e *Engine) supersedeOlder(ctx context.Context, r *run.Run) {
+// supersedeOlder ends the unfinished runs of r's environment that came
+// before it: queued ones at once, running ones by canceling them. Runs that
+// already have a result keep it and are reported.
+func (e *Engine) supersedeOlder(ctx context.Context, r *run.Run) error {
 	older, err := e.store.ListRuns(ctx, store.RunFilter{Env: r.Env, Unfinished: true})
 	if err != nil {
-		e.log.Error("listing runs to supersede", append(runAttrs(r), "err", err)...)
-		return
+		return fmt.Errorf("listing runs to supersede: %w", err)
 	}
+	var errs []error
 	for _, o := range older {
-		if o.ID == r.ID || o.ID > r.ID || o.State == run.StateReporting {
+		if o.ID >= r.ID || o.State == run.StateReporting {
 			continue
 		}
-		e.stop(ctx, o, run.ResultSuperseded, errSuperseded, fmt.Sprintf("superseded by run %d (patch set %d)", r.ID, r.PatchSet))
+		errs = append(errs, e.stop(ctx, o, run.ResultSuperseded, errSuperseded, fmt.Sprintf("superseded by run %d (patch set %d)", r.ID, r.PatchSet)))
 	}
+	return errors.Join(errs...)
 }
 
 // stop ends an unfinished run with result: a queued run is finished here,
 // a running one is canceled and finishes itself.
-func (e *Engine) stop(ctx context.Context, r *run.Run, result run.Result, cause error, detail string) {
+func (e *Engine) stop(ctx context.Context, r *run.Run, result run.Result, cause error, detail string) error {
 	e.mu.Lock()
 	if a, ok := e.active[r.ID]; ok {
 		a.cancel(cause)
 		e.mu.Unlock()
-		return
+		return nil
 	}
-	e.queue = slices.DeleteFunc(e.queue, func(id int64) bool { return id == r.ID })
+	n := len(e.queue)
+	e.queue = slices.DeleteFunc(e.queue, func(q queued) bool { return q.id == r.ID })
+	wasQueued := len(e.queue) < n
 	e.mu.Unlock()
-	r.State, r.Result, r.Detail, r.FinishedAt = run.StateDone, result, detail, e.now().UTC()
-	r.Reported = true // nothing to report for a run that never ran
-	if err := e.store.UpdateRun(ctx, r); err != nil {
-		e.log.Error("ending a run", append(runAttrs(r), "err", err)...)
-		return
+	if !wasQueued && r.State != run.StateQueued {
+		return nil // finished meanwhile
 	}
+	if err := run.End(r, result, detail, e.now()); err != nil {
+		return err
+	}
+	if err := e.store.UpdateRun(ctx, r); err != nil {
+		return fmt.Errorf("ending run %d: %w", r.ID, err)
+	}
+	e.forgetReply(ctx, r.ID)
 	e.metrics.RunsTotal.WithLabelValues(string(result)).Inc()
 	e.log.Info("run ended before it started", append(runAttrs(r), "result", result)...)
+	return nil
 }
 
-// CancelChange ends every unfinished run of a change (merged or abandoned).
-func (e *Engine) CancelChange(ctx context.Context, change int, why string) {
-	e.cancelRuns(ctx, store.RunFilter{Change: change, Unfinished: true}, why)
+// CancelChange ends every unfinished run of a change (merged, abandoned,
+// made private).
+func (e *Engine) CancelChange(ctx context.Context, change int, why string) error {
+	return e.cancelRuns(ctx, store.RunFilter{Change: change, Unfinished: true}, why)
 }
 
 // cancelRuns ends the unfinished runs the filter selects, except those
 // that already have a result to report.
-func (e *Engine) cancelRuns(ctx context.Context, f store.RunFilter, why string) {
+func (e *Engine) cancelRuns(ctx context.Context, f store.RunFilter, why string) error {
 	runs, err := e.store.ListRuns(ctx, f)
 	if err != nil {
-		e.log.Error("listing runs to cancel", "change", f.Change, "env", f.Env, "err", err)
-		return
+		return fmt.Errorf("listing runs to cancel: %w", err)
 	}
+	var errs []error
 	for _, r := range runs {
 		if r.State != run.StateReporting {
-			e.stop(ctx, r, run.ResultCanceled, errCanceled, why)
+			errs = append(errs, e.stop(ctx, r, run.ResultCanceled, errCanceled, why))
 		}
 	}
+	return errors.Join(errs...)
 }
 
 func runAttrs(r *run.Run) []any {

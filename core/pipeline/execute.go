@@ -7,10 +7,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ductbot/ductbot/internal/text"
-
 	"github.com/ductbot/ductbot/core/k8s"
 	"github.com/ductbot/ductbot/core/run"
+	"github.com/ductbot/ductbot/internal/text"
 )
 
 // Phase is what a run's next step is, decided from its stored state.
@@ -32,25 +31,31 @@ func NextPhase(r *run.Run) Phase {
 		return PhaseDone
 	case r.Result != run.ResultNone:
 		return PhaseReport
-	case r.TestOnly || r.State == run.StateTesting && !r.DeployedAt.IsZero():
+	case r.TestOnly || !r.DeployedAt.IsZero():
 		return PhaseTest
 	default:
 		return PhaseDeploy
 	}
 }
 
-// execute takes one run from wherever it is to done.
-func (e *Engine) execute(ctx context.Context, r *run.Run) {
-	log := e.log.With(runAttrs(r)...)
-	env, err := e.store.GetEnv(context.WithoutCancel(ctx), r.Env)
+// execute takes one run from wherever it is to done. The caller holds the
+// run's environment.
+func (e *Engine) execute(ctx context.Context, id int64) {
+	bg := context.WithoutCancel(ctx)
+	r, err := e.store.GetRun(bg, id)
 	if err != nil {
-		log.Error("run without its environment record", "err", err)
-		e.finish(r, nil, run.ResultError, "environment record missing: "+err.Error())
+		e.log.Error("reading a run to start it; it stays queued in the store until the next start", "run", id, "err", err)
 		return
 	}
-	names := Names{Env: env.Release, Namespace: env.Namespace}
+	env, err := e.store.GetEnv(bg, r.Env)
+	if err != nil {
+		e.log.Error("run without its environment record", append(runAttrs(r), "err", err)...)
+		e.end(r, nil, run.ResultError, "environment record unreadable: "+err.Error())
+		e.report(bg, r, nil)
+		return
+	}
 	for {
-		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
+		if cause := context.Cause(ctx); ctx.Err() != nil {
 			e.interrupted(r, env, cause)
 			return
 		}
@@ -58,11 +63,11 @@ func (e *Engine) execute(ctx context.Context, r *run.Run) {
 		case PhaseDone:
 			return
 		case PhaseDeploy:
-			e.deploy(ctx, r, env, names)
+			e.deploy(ctx, r, env)
 		case PhaseTest:
-			e.test(ctx, r, env, names)
+			e.test(ctx, r, env)
 		case PhaseReport:
-			e.report(context.WithoutCancel(ctx), r, env)
+			e.report(bg, r, env)
 			return
 		}
 	}
@@ -73,35 +78,41 @@ func (e *Engine) execute(ctx context.Context, r *run.Run) {
 func (e *Engine) interrupted(r *run.Run, env *run.Env, cause error) {
 	switch {
 	case errors.Is(cause, errSuperseded):
-		e.finish(r, env, run.ResultSuperseded, cause.Error())
+		e.end(r, env, run.ResultSuperseded, cause.Error())
 	case errors.Is(cause, errCanceled):
-		e.finish(r, env, run.ResultCanceled, cause.Error())
+		e.end(r, env, run.ResultCanceled, cause.Error())
 	default:
 		e.log.Info("run left to resume after restart", append(runAttrs(r), "state", r.State)...)
 	}
 }
 
-func (e *Engine) deploy(ctx context.Context, r *run.Run, env *run.Env, names Names) {
+func (e *Engine) deploy(ctx context.Context, r *run.Run, env *run.Env) {
 	log := e.log.With(runAttrs(r)...)
-	r.State, r.StartedAt = run.StateDeploying, e.now().UTC()
-	env.Status, env.PatchSet, env.Revision, env.Matrix = run.EnvDeploying, r.PatchSet, r.Revision, r.Matrix
-	e.save(r, env)
+	if err := run.Move(r, run.StateDeploying, e.now()); err != nil {
+		e.end(r, env, run.ResultError, err.Error())
+		return
+	}
+	e.saveRun(r)
+	e.setEnvStatus(env, run.EnvDeploying)
+	if err := e.store.SetEnvDeployed(context.WithoutCancel(ctx), env.Name, r.PatchSet, r.Revision, r.Matrix); err != nil {
+		log.Error("recording what the environment runs", "err", err)
+	}
 	values, err := e.plan.Values(r.Matrix, EnvData{
-		Env: env.Name, Namespace: names.Namespace, Release: names.Env, Change: r.Change, URL: env.URL, Subject: r.Subject,
+		Env: env.Name, Namespace: env.Namespace, Release: env.Release, Change: r.Change, URL: env.URL, Subject: r.Subject,
 	})
 	if err != nil {
-		e.finish(r, env, run.ResultError, "building chart values: "+err.Error())
+		e.end(r, env, run.ResultError, "building chart values: "+err.Error())
 		return
 	}
 	rel := k8s.Release{
-		Name: names.Env, Namespace: names.Namespace, Chart: e.chart, Values: values,
+		Name: env.Release, Namespace: env.Namespace, Chart: e.chart, Values: values,
 		Labels: envLabels(env, r), Annotations: map[string]string{k8s.AnnotationProject: r.Project},
 		Timeout: e.cfg.Kubernetes.DeployTimeout.D(), Policy: e.cfg.Kubernetes.NamespacePolicy(),
 	}
 	backoff := e.cfg.Kubernetes.RetryBackoff.D()
 	for {
 		r.Attempts++
-		log.Info("deploying", "namespace", names.Namespace, "attempt", r.Attempts, "matrix", FormatMatrix(r.Matrix))
+		log.Info("deploying", "namespace", env.Namespace, "attempt", r.Attempts, "matrix", FormatMatrix(r.Matrix))
 		start := e.now()
 		err = e.cluster.Deploy(ctx, rel)
 		if err == nil {
@@ -113,11 +124,10 @@ func (e *Engine) deploy(ctx context.Context, r *run.Run, env *run.Env, names Nam
 		}
 		log.Warn("deploy failed", "attempt", r.Attempts, "err", err)
 		if r.Attempts > e.cfg.Kubernetes.Retries {
-			env.Status = run.EnvBroken
-			e.finish(r, env, run.ResultError, "deploy failed after "+fmt.Sprint(r.Attempts)+" attempts: "+text.LastLines(err.Error(), 12))
+			e.end(r, env, run.ResultError, "deploy failed after "+fmt.Sprint(r.Attempts)+" attempts: "+text.LastLines(err.Error(), 12))
 			return
 		}
-		e.save(r, env)
+		e.saveRun(r)
 		select {
 		case <-ctx.Done():
 			return
@@ -125,76 +135,106 @@ func (e *Engine) deploy(ctx context.Context, r *run.Run, env *run.Env, names Nam
 		}
 		backoff *= 2
 	}
-	r.State, r.DeployedAt = run.StateTesting, e.now().UTC()
-	env.Status = run.EnvReady
-	e.save(r, env)
+	if err := run.Move(r, run.StateTesting, e.now()); err != nil {
+		e.end(r, env, run.ResultError, err.Error())
+		return
+	}
+	e.saveRun(r)
+	e.setEnvStatus(env, run.EnvReady)
 	e.notifyDeployed(r, env)
 }
 
-func (e *Engine) test(ctx context.Context, r *run.Run, env *run.Env, names Names) {
+func (e *Engine) test(ctx context.Context, r *run.Run, env *run.Env) {
 	log := e.log.With(runAttrs(r)...)
-	r.State = run.StateTesting
-	if r.StartedAt.IsZero() {
-		r.StartedAt = e.now().UTC()
+	if r.State != run.StateTesting {
+		if err := run.Move(r, run.StateTesting, e.now()); err != nil {
+			e.end(r, env, run.ResultError, err.Error())
+			return
+		}
+		e.saveRun(r)
 	}
-	e.save(r, env)
-	log.Info("running tests", "namespace", names.Namespace)
+	log.Info("running tests", "namespace", env.Namespace)
 	start := e.now()
-	res, err := e.cluster.Test(ctx, names.Namespace, names.Env, e.cfg.Kubernetes.TestTimeout.D())
+	res, err := e.cluster.Test(ctx, env.Namespace, env.Release, e.cfg.Kubernetes.TestTimeout.D())
 	if ctx.Err() != nil {
-		return
+		return // execute records why; the cluster stopped the test pods
 	}
 	e.metrics.TestDuration.Observe(e.now().Sub(start).Seconds())
-	r.TestedAt = e.now().UTC()
 	if res != nil && len(res.Pods) > 0 {
-		logs := make([]run.TestLog, 0, len(res.Pods))
-		for _, p := range res.Pods {
-			logs = append(logs, run.TestLog{RunID: r.ID, Pod: p.Pod, Phase: p.Phase, Log: p.Log})
-		}
-		if perr := e.store.PutTestLogs(context.WithoutCancel(ctx), r.ID, logs); perr != nil {
+		if perr := e.store.PutTestLogs(context.WithoutCancel(ctx), r.ID, e.boundLogs(r.ID, res.Pods)); perr != nil {
 			log.Error("saving test logs", "err", perr)
 		}
 	}
 	switch {
 	case err != nil:
-		e.finish(r, env, run.ResultError, "tests could not run: "+text.LastLines(err.Error(), 12))
+		e.end(r, env, run.ResultError, "tests could not run: "+text.LastLines(err.Error(), 12))
 	case res.Passed:
-		e.finish(r, env, run.ResultPassed, "")
+		e.end(r, env, run.ResultPassed, "")
 	default:
-		e.finish(r, env, run.ResultFailed, res.Detail)
+		e.end(r, env, run.ResultFailed, res.Detail)
 	}
 }
 
-// finish records a result. Runs that ran move on to reporting; superseded
-// and canceled ones are done, with nothing to report.
-func (e *Engine) finish(r *run.Run, env *run.Env, result run.Result, detail string) {
-	r.Result, r.Detail = result, detail
-	if result == run.ResultSuperseded || result == run.ResultCanceled {
-		r.State, r.FinishedAt, r.Reported = run.StateDone, e.now().UTC(), true
-		e.metrics.RunsTotal.WithLabelValues(string(result)).Inc()
-		if env != nil && env.Status == run.EnvDeploying {
-			env.Status = run.EnvBroken
-		}
-	} else {
-		r.State = run.StateReporting
+// boundLogs turns test pods' logs into records within report.max_log_bytes
+// for the whole run, each pod keeping its head and tail.
+func (e *Engine) boundLogs(runID int64, pods []k8s.PodLog) []run.TestLog {
+	per := 0
+	if max := e.cfg.Report.MaxLogBytes; max > 0 {
+		per = max / len(pods)
 	}
-	e.save(r, env)
+	logs := make([]run.TestLog, 0, len(pods))
+	for _, p := range pods {
+		logs = append(logs, run.TestLog{RunID: runID, Pod: p.Pod, Phase: p.Phase, Log: text.HeadTail(p.Log, per)})
+	}
+	return logs
+}
+
+// end records a result: runs that ran move on to reporting; superseded and
+// canceled ones are done, with nothing to report. An environment whose
+// deploy did not finish is broken.
+func (e *Engine) end(r *run.Run, env *run.Env, result run.Result, detail string) {
+	if err := run.End(r, result, detail, e.now()); err != nil {
+		e.log.Error("ending a run", append(runAttrs(r), "err", err)...)
+		return
+	}
+	if !result.Reportable() {
+		e.metrics.RunsTotal.WithLabelValues(string(result)).Inc()
+		e.forgetReply(context.Background(), r.ID)
+	}
+	e.saveRun(r)
+	if env != nil && env.Status == run.EnvDeploying {
+		e.setEnvStatus(env, run.EnvBroken)
+	}
 	e.log.Info("run result", append(runAttrs(r), "result", result, "detail", firstLine(detail))...)
 }
 
-// save persists the run and environment; a failing store is logged, and the
-// run goes on in memory (the next save may succeed).
-func (e *Engine) save(r *run.Run, env *run.Env) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := e.store.UpdateRun(ctx, r); err != nil {
-		e.log.Error("saving run", append(runAttrs(r), "err", err)...)
-	}
-	if env != nil {
-		if err := e.store.PutEnv(ctx, env); err != nil {
-			e.log.Error("saving environment", "env", env.Name, "err", err)
+// saveRun persists the run. The run is this goroutine's alone, so writing
+// it whole is safe; a store that keeps failing is logged and the run goes
+// on in memory (the next save, or a restart's resume, catches up).
+func (e *Engine) saveRun(r *run.Run) {
+	var err error
+	for attempt := range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = e.store.UpdateRun(ctx, r)
+		cancel()
+		if err == nil {
+			return
 		}
+		time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
 	}
+	e.log.Error("saving run", append(runAttrs(r), "err", err)...)
+}
+
+// setEnvStatus writes the environment's status, and only that: other
+// fields (protection, expiry) have their own writers.
+func (e *Engine) setEnvStatus(env *run.Env, status run.EnvStatus) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.store.SetEnvStatus(ctx, env.Name, status, e.now().UTC()); err != nil {
+		e.log.Error("saving environment status", "env", env.Name, "status", status, "err", err)
+		return
+	}
+	env.Status = status
 }
 
 func envLabels(env *run.Env, r *run.Run) map[string]string {

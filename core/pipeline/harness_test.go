@@ -48,6 +48,7 @@ type harness struct {
 	dbPath  string
 
 	engine  *pipeline.Engine
+	service *pipeline.Service
 	metrics *metrics.Metrics
 	grace   time.Duration // how long stop lets in-flight steps finish
 	cancel  context.CancelFunc
@@ -129,8 +130,9 @@ func (h *harness) start() {
 		Config: h.cfg, Chart: ch, Store: h.store, Cluster: h.kube, Gerrit: h.client,
 		Announcer: h.ann, Self: self, Logger: slog.New(slog.NewTextHandler(testLog{h.t}, nil)),
 	})
+	h.service = pipeline.NewService(h.engine, nil)
 	poller := gerrit.NewPoller(h.client, gerrit.PollOptions{
-		Projects: []string{project}, Interval: h.cfg.Gerrit.PollInterval.D(), Cursor: h.store,
+		Projects: []gerrit.ProjectFilter{{Name: project}}, Interval: h.cfg.Gerrit.PollInterval.D(), Cursor: h.store,
 		Overlap: 5 * time.Second, Logger: slog.New(slog.NewTextHandler(testLog{h.t}, nil)),
 	})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -138,7 +140,7 @@ func (h *harness) start() {
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); _ = h.engine.Run(ctx, h.grace) }()
-	go func() { defer wg.Done(); _ = poller.Run(ctx, h.engine.HandleChanges) }()
+	go func() { defer wg.Done(); _ = poller.Run(ctx, h.engine.HandleChange) }()
 	go func() { wg.Wait(); close(h.done) }()
 	h.t.Cleanup(h.stop)
 }

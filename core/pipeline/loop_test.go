@@ -237,12 +237,12 @@ func TestIdenticalEnvRequestsBuildOnce(t *testing.T) {
 	h := newHarness(t, "")
 	h.start()
 	n := h.upload(0, "mallory", "Untrusted, so only chat deploys it")
-	req := pipeline.EnvRequest{Change: n, Overrides: run.Matrix{"evaluator": "abc"}, By: "console:local"}
+	req := pipeline.EnvRequest{Change: n, Overrides: run.Matrix{"evaluator": "abc"}, By: "console:local", Vouched: true}
 	tickets := make(chan pipeline.Ticket, 2)
 	errs := make(chan error, 2)
 	for range 2 {
 		go func() {
-			tk, err := h.engine.RequestEnv(context.Background(), req)
+			tk, err := h.service.RequestEnv(context.Background(), req)
 			tickets <- tk
 			errs <- err
 		}()
@@ -272,7 +272,7 @@ func TestChatReplySurvivesRestart(t *testing.T) {
 	h.start()
 	n := h.upload(0, "mallory", "Asked for in chat SLOW")
 	to := `{"network":"slack","channel":"C1","thread":"1700000000.1","user":"slack:U1"}`
-	tk, err := h.engine.RequestEnv(context.Background(), pipeline.EnvRequest{Change: n, Overrides: run.Matrix{"wiki": "w2"}, By: "slack:U1", ReplyTo: to})
+	tk, err := h.service.RequestEnv(context.Background(), pipeline.EnvRequest{Change: n, Overrides: run.Matrix{"wiki": "w2"}, By: "slack:U1", Vouched: true, ReplyTo: to})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -84,22 +84,25 @@ func (e *Engine) report(ctx context.Context, r *run.Run, env *run.Env) {
 			return
 		}
 		r.Reported = true
-		e.save(r, nil)
+		e.saveRun(r)
 	}
-	r.State, r.FinishedAt = run.StateDone, e.now().UTC()
-	e.save(r, nil)
+	if err := run.Move(r, run.StateDone, e.now()); err != nil {
+		e.log.Error("finishing a reported run", append(runAttrs(r), "err", err)...)
+		return
+	}
+	e.saveRun(r)
 	e.metrics.RunsTotal.WithLabelValues(string(r.Result)).Inc()
 	e.announce(ctx, r, env)
 }
 
-// postReview posts the review unless it must not be: dry run, a run started
-// from chat for a custom matrix (its result goes to chat only), a patch set
-// that is no longer current, or a closed change. It returns an error only
-// when trying again later can help.
+// postReview posts the review where VoteTarget says it goes, or nowhere.
+// It returns an error only when trying again later can help; every retry
+// reads the change again first, so a review Gerrit took before an answer
+// was lost (a timeout) is found among its messages and not posted twice.
 func (e *Engine) postReview(ctx context.Context, r *run.Run, env *run.Env) error {
 	log := e.log.With(runAttrs(r)...)
-	if r.Change == 0 || r.Revision == "" || (env != nil && env.Kind == run.EnvCustom) {
-		return nil
+	if env != nil && env.Kind == run.EnvCustom {
+		return nil // reported in chat only; no need to ask Gerrit
 	}
 	rc := e.cfg.Report
 	rev := ReviewFor(r, env, e.RunURL(r.ID), e.cfg.Gerrit.VoteLabel, rc.VoteOnError, rc.NotifyOnSuccess, rc.NotifyOnFailure)
@@ -112,21 +115,12 @@ func (e *Engine) postReview(ctx context.Context, r *run.Run, env *run.Env) error
 	ch, err := e.gerrit.Change(ctx, r.Project, r.Change)
 	switch {
 	case errors.Is(err, gerrit.ErrNotFound):
-		log.Warn("change no longer exists; not reporting")
-		return nil
+		ch = nil
 	case err != nil:
 		return fmt.Errorf("reading change %d before voting: %w", r.Change, err)
 	}
-	if alreadyReported(ch, e.RunURL(r.ID)) {
-		log.Info("review already posted (found in the change's messages)")
-		return nil
-	}
-	if ch.PatchSet != r.PatchSet {
-		log.Info("patch set is no longer current; not voting", "current", ch.PatchSet)
-		return nil
-	}
-	if !ch.Open() {
-		log.Info("change is closed; not voting", "status", ch.Status)
+	if d := VoteTarget(r, env, ch, e.self, e.RunURL(r.ID)); !d.Post {
+		log.Info("not posting the review: "+d.Why, "labels", rev.Labels)
 		return nil
 	}
 	err = e.gerrit.PostReview(ctx, r.Project, r.Change, r.Revision, rev)
@@ -138,11 +132,11 @@ func (e *Engine) postReview(ctx context.Context, r *run.Run, env *run.Env) error
 		log.Warn("the account may not vote "+e.cfg.Gerrit.VoteLabel+"; posting the message without the vote", "err", err)
 		rev.Labels = nil
 		rev.Message = "(ductbot may not vote " + e.cfg.Gerrit.VoteLabel + " here.)\n\n" + rev.Message
-		if err := e.gerrit.PostReview(ctx, r.Project, r.Change, r.Revision, rev); err != nil && !errors.Is(err, gerrit.ErrConflict) && !errors.Is(err, gerrit.ErrForbidden) {
+		if err := e.gerrit.PostReview(ctx, r.Project, r.Change, r.Revision, rev); err != nil && !isFinalGerritError(err) {
 			return err
 		}
 		return nil
-	case errors.Is(err, gerrit.ErrConflict), errors.Is(err, gerrit.ErrForbidden):
+	case isFinalGerritError(err):
 		log.Warn("Gerrit refused the review; not retrying", "err", err)
 		return nil
 	default:
@@ -150,15 +144,8 @@ func (e *Engine) postReview(ctx context.Context, r *run.Run, env *run.Env) error
 	}
 }
 
-// alreadyReported finds a review of this run among the change's messages (a
-// crash after posting and before recording it must not post it twice).
-func alreadyReported(ch *gerrit.Change, runURL string) bool {
-	for _, m := range ch.Messages {
-		if strings.HasPrefix(m.Tag, ReviewTag) && strings.Contains(m.Text, runURL+"\n") {
-			return true
-		}
-	}
-	return false
+func isFinalGerritError(err error) bool {
+	return errors.Is(err, gerrit.ErrConflict) || errors.Is(err, gerrit.ErrForbidden) || errors.Is(err, gerrit.ErrNotFound)
 }
 
 // retryReports posts reviews that could not be posted, every minute.
@@ -192,13 +179,18 @@ func (e *Engine) retryPendingReports(ctx context.Context) {
 		if running {
 			continue
 		}
-		env, _ := e.store.GetEnv(ctx, r.Env)
+		env, err := e.store.GetEnv(ctx, r.Env)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			e.log.Error("reading a run's environment to report it; will retry", append(runAttrs(r), "err", err)...)
+			continue
+		}
 		e.report(ctx, r, env)
 	}
 }
 
 func (e *Engine) announce(ctx context.Context, r *run.Run, env *run.Env) {
-	reply := e.replyFor(ctx, r.ID, true)
+	reply := e.replyTarget(ctx, r.ID)
+	defer e.forgetReply(ctx, r.ID)
 	if e.announc == nil {
 		return
 	}
@@ -219,6 +211,22 @@ func (e *Engine) announce(ctx context.Context, r *run.Run, env *run.Env) {
 	}
 }
 
+// replyTarget is where a chat-started run's result goes, "" for others.
+func (e *Engine) replyTarget(ctx context.Context, runID int64) string {
+	to, err := e.store.ReplyTarget(ctx, runID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		e.log.Warn("reading where to reply", "run", runID, "err", err)
+	}
+	return to
+}
+
+// forgetReply drops a run's reply target once its result is out.
+func (e *Engine) forgetReply(ctx context.Context, runID int64) {
+	if err := e.store.DeleteReplyTarget(ctx, runID); err != nil {
+		e.log.Warn("forgetting where to reply", "run", runID, "err", err)
+	}
+}
+
 // Notifier is an optional Announcer capability: a short message back to the
 // person who asked for a run (the "ready" message of !env).
 type Notifier interface {
@@ -226,9 +234,12 @@ type Notifier interface {
 }
 
 func (e *Engine) notifyDeployed(r *run.Run, env *run.Env) {
-	reply := e.replyFor(context.Background(), r.ID, false)
 	n, ok := e.announc.(Notifier)
-	if reply == "" || !ok {
+	if !ok {
+		return
+	}
+	reply := e.replyTarget(context.Background(), r.ID)
+	if reply == "" {
 		return
 	}
 	text := fmt.Sprintf("%s is deployed: %s (running its tests now)", env.Name, env.URL)

@@ -63,6 +63,7 @@ type EnvStatus string
 
 // The statuses of an environment.
 const (
+	EnvWaiting     EnvStatus = "waiting" // queued for capacity: nothing in the cluster yet
 	EnvDeploying   EnvStatus = "deploying"
 	EnvReady       EnvStatus = "ready"  // deployed; tests may have passed or failed
 	EnvBroken      EnvStatus = "broken" // the last deploy failed
@@ -84,6 +85,15 @@ func (m Matrix) Equal(o Matrix) bool {
 		}
 	}
 	return true
+}
+
+// Clone returns a copy of m.
+func (m Matrix) Clone() Matrix {
+	out := make(Matrix, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
 }
 
 // Hash is a short, stable digest of the matrix (8 hex digits), for names.
@@ -149,6 +159,10 @@ type Run struct {
 	TestedAt    time.Time // tests finished
 	FinishedAt  time.Time // state reached done
 }
+
+// InCluster reports whether an environment in this status holds (or may
+// hold) objects in the cluster, and so counts toward kubernetes.max_envs.
+func (s EnvStatus) InCluster() bool { return s != EnvWaiting && s != EnvGone && s != "" }
 
 // Finished reports whether the run has reached a result.
 func (r *Run) Finished() bool { return r.State == StateDone }
