@@ -190,7 +190,7 @@ type dashboardView struct {
 
 // The choices of the dashboard's filters. "running" selects unfinished runs.
 var (
-	envStatuses = []string{string(run.EnvDeploying), string(run.EnvReady), string(run.EnvBroken), string(run.EnvTearingDown), string(run.EnvGone)}
+	envStatuses = []string{string(run.EnvWaiting), string(run.EnvDeploying), string(run.EnvReady), string(run.EnvBroken), string(run.EnvTearingDown), string(run.EnvGone)}
 	runResults  = []string{"running", string(run.ResultPassed), string(run.ResultFailed), string(run.ResultError), string(run.ResultSuperseded), string(run.ResultCanceled)}
 )
 
@@ -286,35 +286,26 @@ type runPageView struct {
 // runPhases lists the phases from queued to done with their durations;
 // a phase that has not ended shows how long it has run so far.
 func runPhases(now time.Time, r *run.Run) []phaseView {
-	marks := []struct {
-		name  string
-		start time.Time
-	}{
-		{"queued", r.CreatedAt},
-		{"deploying", r.StartedAt},
-		{"testing", r.DeployedAt},
-		{"reporting", r.TestedAt},
-		{"done", r.FinishedAt},
-	}
+	marks := run.Marks(r) // the lifecycle's own list of phases
 	var out []phaseView
 	for i, m := range marks {
-		if m.start.IsZero() {
+		if m.Start.IsZero() {
 			continue
 		}
-		p := phaseView{Name: m.name, Started: stamp(m.start)}
-		if m.name != "done" {
+		p := phaseView{Name: string(m.State), Started: stamp(m.Start)}
+		if m.State != run.StateDone {
 			end := time.Time{}
 			for _, next := range marks[i+1:] {
-				if !next.start.IsZero() {
-					end = next.start
+				if !next.Start.IsZero() {
+					end = next.Start
 					break
 				}
 			}
 			switch {
 			case !end.IsZero():
-				p.Took = humanDuration(end.Sub(m.start))
+				p.Took = humanDuration(end.Sub(m.Start))
 			case !r.Finished():
-				p.Took = humanDuration(now.Sub(m.start)) + " so far"
+				p.Took = humanDuration(now.Sub(m.Start)) + " so far"
 			}
 		}
 		out = append(out, p)
