@@ -131,7 +131,8 @@ func changePath(project string, number int) string {
 
 // do sends a request to path (relative to the base URL, without /a/), with
 // query parameters, the JSON of in as body when in is not nil, and decodes
-// the answer into out when out is not nil. It retries transient failures.
+// the answer into out when out is not nil. It retries transient failures,
+// and writes only when the answer says they were not applied.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, in, out any) error {
 	rel := path
 	if len(query) > 0 {
@@ -152,6 +153,19 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		isHTTP := errors.As(err, &he)
 		var ne *netError
 		isNet := errors.As(err, &ne)
+		if !idempotent(method) {
+			// A write whose answer was lost (a timeout, a reset, a 5xx
+			// from a proxy) may have been applied: sending it again could
+			// post a review twice. Retry only the answers that say it was
+			// not (429, 503); the caller decides, after reading the
+			// change again, whether to post once more.
+			if isNet {
+				return fmt.Errorf("%w: %w", ErrUnavailable, err)
+			}
+			if isHTTP && retryable(he.StatusCode) && he.StatusCode != http.StatusTooManyRequests && he.StatusCode != http.StatusServiceUnavailable {
+				return fmt.Errorf("%w: %w", ErrUnavailable, err)
+			}
+		}
 		if !(isNet || isHTTP && retryable(he.StatusCode)) {
 			return err
 		}
@@ -176,6 +190,12 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		case <-t.C:
 		}
 	}
+}
+
+// idempotent reports whether sending a request of method twice does no
+// more than sending it once.
+func idempotent(method string) bool {
+	return method == http.MethodGet || method == http.MethodHead
 }
 
 // backoffFor is the wait after the attempt-th failure: Backoff doubled per

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -424,7 +426,21 @@ func TestPostReviewRefusals(t *testing.T) {
 			t.Errorf("err = %v, want ErrConflict", err)
 		}
 	})
-	for _, status := range []int{http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable} {
+	// A write is sent again only when the answer says Gerrit did not apply
+	// it; a 500, 502 or 504 may come after it was applied.
+	for _, status := range []int{http.StatusInternalServerError, http.StatusBadGateway, http.StatusGatewayTimeout} {
+		t.Run(fmt.Sprintf("%d is not retried", status), func(t *testing.T) {
+			s.FailNext(1, status)
+			var err error
+			if n := requests(func() { err = vote(sha, 1) }); n != 1 {
+				t.Errorf("sent %d requests, want 1", n)
+			}
+			if !errors.Is(err, gerrit.ErrUnavailable) {
+				t.Errorf("err = %v, want ErrUnavailable", err)
+			}
+		})
+	}
+	for _, status := range []int{http.StatusTooManyRequests, http.StatusServiceUnavailable} {
 		t.Run(fmt.Sprintf("%d then success", status), func(t *testing.T) {
 			before := len(s.Reviews())
 			s.FailNext(2, status)
@@ -450,8 +466,8 @@ func TestPostReviewRefusals(t *testing.T) {
 			t.Errorf("err = %v, want ErrRateLimited", err)
 		}
 	})
-	t.Run("500 exhausted", func(t *testing.T) {
-		s.FailNext(4, http.StatusInternalServerError)
+	t.Run("503 exhausted", func(t *testing.T) {
+		s.FailNext(4, http.StatusServiceUnavailable)
 		err := vote(sha, 1)
 		if !errors.Is(err, gerrit.ErrUnavailable) || errors.Is(err, gerrit.ErrConflict) {
 			t.Errorf("err = %v, want ErrUnavailable only", err)
@@ -575,5 +591,40 @@ func TestGroupMembers(t *testing.T) {
 	}
 	if _, err := c.GroupMembers(ctx, "nobody"); !errors.Is(err, gerrit.ErrNotFound) {
 		t.Errorf("unknown group: err = %v, want ErrNotFound", err)
+	}
+}
+
+// A review Gerrit applied but whose answer was lost (the client timed out)
+// is not sent again: a retry would post it twice.
+func TestPostReviewAnswerLostIsNotResent(t *testing.T) {
+	s := newServer(t)
+	n := s.CreateChange("wiki", "main", "x", "alice")
+	ch, _ := s.Change(n)
+	sha := ch.PatchSets[len(ch.PatchSets)-1].Revision
+	target, _ := url.Parse(s.URL())
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var posts atomic.Int32
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			posts.Add(1)
+			proxy.ServeHTTP(httptest.NewRecorder(), r) // Gerrit applies it...
+			time.Sleep(500 * time.Millisecond)         // ...and the answer is late
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(slow.Close)
+	c, err := gerrit.New(gerrit.Options{URL: slow.URL, Username: botUser, Password: botPass, Timeout: 100 * time.Millisecond, Retries: 3, Backoff: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.PostReview(testContext(t), "wiki", n, sha, gerrit.Review{Message: "m", Labels: map[string]int{"Verified": 1}})
+	if !errors.Is(err, gerrit.ErrUnavailable) {
+		t.Errorf("err = %v, want ErrUnavailable", err)
+	}
+	if got := posts.Load(); got != 1 {
+		t.Errorf("sent the review %d times, want once", got)
+	}
+	if got := len(s.Reviews()); got != 1 {
+		t.Errorf("Gerrit recorded %d reviews, want 1", got)
 	}
 }

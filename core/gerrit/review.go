@@ -44,8 +44,11 @@ type Review struct {
 // closed or the patch set outdated; not retried), ErrForbidden (403, for
 // instance the account may not vote a label: the caller decides whether to
 // post again without labels), ErrNotFound. 429 and 5xx are retried with
-// backoff; ErrRateLimited or ErrUnavailable mean the retries ran out. A
-// retried request that reached Gerrit before failing may post twice.
+// backoff (Gerrit did not apply them); ErrRateLimited or ErrUnavailable
+// mean the retries ran out. A request whose answer was lost (a timeout, a
+// reset connection, a 500/502/504) is not sent again, because Gerrit may
+// have applied it: it fails wrapping ErrUnavailable or the HTTPError, and
+// the caller reads the change's messages before posting again.
 //
 // https://gerrit-review.googlesource.com/Documentation/rest-api-changes.html#set-review
 func (c *Client) PostReview(ctx context.Context, project string, number int, revision string, r Review) error {
