@@ -95,7 +95,7 @@ chart:
   env_values:
     e2e.simulate.outcome: '{{if contains .Subject "FAIL"}}fail{{else}}pass{{end}}'
     e2e.simulate.log: 'e2e of {{.Env}}: {{if contains .Subject "FAIL"}}Z801 FAILED{{else}}4 passing{{end}}'
-    e2e.simulate.duration: '{{if contains .Subject "SLOW"}}20s{{else}}1s{{end}}'
+    e2e.simulate.duration: '{{if contains .Subject "LONG"}}60s{{else if contains .Subject "SLOW"}}20s{{else}}1s{{end}}'
     ingress.host: '{{.Env}}.envs.test'
   url_template: 'http://{{.Env}}.envs.test/'
 kubernetes: {kubeconfig: %q, namespace_prefix: %s, deploy_timeout: 2m, test_timeout: 1m, retries: 1, retry_backoff: 1s}

@@ -288,3 +288,106 @@ func TestChatReplySurvivesRestart(t *testing.T) {
 		t.Errorf("announcement ReplyTo = %+v, want %+v", a.ReplyTo, to)
 	}
 }
+
+// A new patch set during the old one's long test suite (60 s) starts its
+// deploy within seconds, not after the suite: the superseded test's pods
+// are stopped. And a supersede during an upgrade in flight never runs two
+// Helm operations on one release: the release history has every revision
+// deployed or superseded, none left pending or failed.
+func TestSupersedeDuringUpgradeAndLongTest(t *testing.T) {
+	h := newHarness(t, "")
+	h.start()
+	n := h.upload(0, "alice", "First try LONG")
+	var testingAt time.Time
+	h.waitFor(90*time.Second, "patch set 1 in testing", func() bool {
+		runs := h.runs(n)
+		if len(runs) == 1 && runs[0].State == run.StateTesting {
+			testingAt = time.Now()
+			return true
+		}
+		return false
+	})
+	time.Sleep(2 * time.Second) // well into the 60 s suite
+	uploaded := time.Now()
+	h.upload(n, "alice", "Second try")
+	var ps2 *run.Run
+	h.waitFor(60*time.Second, "patch set 2 deploying", func() bool {
+		for _, r := range h.runs(n) {
+			if r.PatchSet == 2 && !r.StartedAt.IsZero() {
+				ps2 = r
+				return true
+			}
+		}
+		return false
+	})
+	lag := ps2.StartedAt.Sub(uploaded)
+	t.Logf("patch set 2's deploy started %s after its upload, %s into patch set 1's 60 s suite", lag.Round(10*time.Millisecond), ps2.StartedAt.Sub(testingAt).Round(time.Second))
+	if lag > 30*time.Second {
+		t.Errorf("patch set 2 waited %s for patch set 1's suite; want seconds", lag)
+	}
+
+	// Patch set 3 while patch set 2's upgrade is in flight.
+	h.upload(n, "alice", "Third try")
+	h.waitFor(120*time.Second, "a vote on patch set 3", func() bool {
+		for _, v := range h.votes(n) {
+			if v.PatchSet == 3 {
+				return true
+			}
+		}
+		return false
+	})
+	for _, v := range h.votes(n) {
+		if v.PatchSet != 3 {
+			t.Errorf("voted on patch set %d, which was superseded", v.PatchSet)
+		}
+	}
+	env, err := h.store.GetEnv(context.Background(), h.runs(n)[0].Env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets, err := h.kube.Clientset().CoreV1().Secrets(env.Namespace).List(context.Background(), metav1.ListOptions{LabelSelector: "owner=helm,name=" + env.Release})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deployed := 0
+	for _, s := range secrets.Items {
+		switch st := s.Labels["status"]; st {
+		case "deployed":
+			deployed++
+		case "superseded":
+		default:
+			t.Errorf("release revision %s is %s: two operations overlapped or one was cut off", s.Labels["version"], st)
+		}
+	}
+	if deployed != 1 || len(secrets.Items) < 2 {
+		t.Errorf("release history: %d revisions, %d deployed; want at least 2, exactly 1 deployed", len(secrets.Items), deployed)
+	}
+}
+
+// !keep and !extend during a run survive it on the real loop.
+func TestKeepDuringRunSurvives(t *testing.T) {
+	h := newHarness(t, "")
+	h.start()
+	n := h.upload(0, "alice", "Kept SLOW")
+	h.waitFor(90*time.Second, "the run in testing", func() bool {
+		runs := h.runs(n)
+		return len(runs) == 1 && runs[0].State == run.StateTesting
+	})
+	env := h.runs(n)[0].Env
+	ctx := context.Background()
+	if err := h.service.Keep(ctx, env, true, "irc:bob"); err != nil {
+		t.Fatal(err)
+	}
+	exp, err := h.service.Extend(ctx, env, 3*time.Hour, "irc:bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor(90*time.Second, "the vote", func() bool { return len(h.votes(n)) > 0 })
+	got, err := h.store.GetEnv(ctx, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Protected || !got.ExpiresAt.Equal(exp) {
+		t.Errorf("after the run: protected=%v expires=%v; want true, %v", got.Protected, got.ExpiresAt, exp)
+	}
+}
