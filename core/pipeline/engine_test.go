@@ -259,6 +259,15 @@ func (r *rig) waitFor(what string, cond func() bool) {
 	}
 }
 
+// waitEnv waits until the environment's record has status.
+func (r *rig) waitEnv(name string, status run.EnvStatus) {
+	r.t.Helper()
+	r.waitFor(name+" "+string(status), func() bool {
+		env, err := r.store.GetEnv(context.Background(), name)
+		return err == nil && env.Status == status
+	})
+}
+
 func (r *rig) runs(f store.RunFilter) []*run.Run {
 	r.t.Helper()
 	runs, err := r.store.ListRuns(context.Background(), f)
@@ -387,10 +396,7 @@ func TestMaxEnvsHoldsForUploads(t *testing.T) {
 	r.upload(6, 1, alice)
 	r.upload(7, 1, alice)
 	second := r.runs(store.RunFilter{Change: 7})[0]
-	r.waitFor("change 6 deploying", func() bool {
-		env, err := r.store.GetEnv(context.Background(), "change-6")
-		return err == nil && env.Status == run.EnvDeploying
-	})
+	r.waitEnv("change-6", run.EnvDeploying)
 	time.Sleep(200 * time.Millisecond) // a dispatch round that must not start change 7
 	if got, _ := r.store.GetRun(context.Background(), second.ID); got.State != run.StateQueued {
 		t.Fatalf("change 7's run is %s past max_envs=1, want queued", got.State)
@@ -411,10 +417,7 @@ func TestKeepAndExtendDuringARunSurvive(t *testing.T) {
 	release := r.cluster.holdDeploys("change-8")
 	r.start()
 	r.upload(8, 1, alice)
-	r.waitFor("deploying", func() bool {
-		env, err := r.store.GetEnv(context.Background(), "change-8")
-		return err == nil && env.Status == run.EnvDeploying
-	})
+	r.waitEnv("change-8", run.EnvDeploying)
 	ctx := context.Background()
 	if err := r.service.Keep(ctx, "change-8", true, "irc:bob"); err != nil {
 		t.Fatal(err)
@@ -441,10 +444,7 @@ func TestSupersedeNeverOverlapsOperations(t *testing.T) {
 	release := r.cluster.holdDeploys("change-9")
 	r.start()
 	r.upload(9, 1, alice)
-	r.waitFor("deploying", func() bool {
-		env, err := r.store.GetEnv(context.Background(), "change-9")
-		return err == nil && env.Status == run.EnvDeploying
-	})
+	r.waitEnv("change-9", run.EnvDeploying)
 	r.upload(9, 2, alice)
 	release()
 	runs := r.runs(store.RunFilter{Change: 9})

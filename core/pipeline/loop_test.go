@@ -101,10 +101,7 @@ func TestNewPatchSetSupersedesRunningRun(t *testing.T) {
 	h := newHarness(t, "")
 	h.start()
 	n := h.upload(0, "alice", "First try SLOW")
-	h.waitFor(60*time.Second, "patch set 1 in testing", func() bool {
-		runs := h.runs(n)
-		return len(runs) == 1 && runs[0].State == run.StateTesting
-	})
+	h.waitTesting(n, 60*time.Second)
 	h.upload(n, "alice", "Second try")
 	h.waitFor(90*time.Second, "a vote on patch set 2", func() bool { return len(h.votes(n)) > 0 })
 	time.Sleep(2 * time.Second) // a late vote on patch set 1 would show up now
@@ -173,10 +170,7 @@ func TestAbandonCancelsRun(t *testing.T) {
 	h := newHarness(t, "")
 	h.start()
 	n := h.upload(0, "alice", "Doomed SLOW")
-	h.waitFor(60*time.Second, "the run in testing", func() bool {
-		runs := h.runs(n)
-		return len(runs) == 1 && runs[0].State == run.StateTesting
-	})
+	h.waitTesting(n, 60*time.Second)
 	h.gerrit.SetStatus(n, "ABANDONED")
 	h.waitFor(60*time.Second, "the run canceled", func() bool {
 		runs := h.runs(n)
@@ -209,10 +203,7 @@ func TestRestartMidRunVotesOnce(t *testing.T) {
 	h.grace = 0 // killed: nothing in flight gets to finish
 	h.start()
 	n := h.upload(0, "alice", "Survive a restart SLOW")
-	h.waitFor(60*time.Second, "the run in testing", func() bool {
-		runs := h.runs(n)
-		return len(runs) == 1 && runs[0].State == run.StateTesting
-	})
+	h.waitTesting(n, 60*time.Second)
 	h.stop() // in-flight test cut short: the run stays in testing, to resume
 
 	runs := h.runs(n)
@@ -369,10 +360,7 @@ func TestKeepDuringRunSurvives(t *testing.T) {
 	h := newHarness(t, "")
 	h.start()
 	n := h.upload(0, "alice", "Kept SLOW")
-	h.waitFor(90*time.Second, "the run in testing", func() bool {
-		runs := h.runs(n)
-		return len(runs) == 1 && runs[0].State == run.StateTesting
-	})
+	h.waitTesting(n, 90*time.Second)
 	env := h.runs(n)[0].Env
 	ctx := context.Background()
 	if err := h.service.Keep(ctx, env, true, "irc:bob"); err != nil {
@@ -390,4 +378,13 @@ func TestKeepDuringRunSurvives(t *testing.T) {
 	if !got.Protected || !got.ExpiresAt.Equal(exp) {
 		t.Errorf("after the run: protected=%v expires=%v; want true, %v", got.Protected, got.ExpiresAt, exp)
 	}
+}
+
+// waitTesting waits until the change's only run is testing.
+func (h *harness) waitTesting(change int, timeout time.Duration) {
+	h.t.Helper()
+	h.waitFor(timeout, "the run in testing", func() bool {
+		runs := h.runs(change)
+		return len(runs) == 1 && runs[0].State == run.StateTesting
+	})
 }
