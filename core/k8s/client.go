@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"helm.sh/helm/v3/pkg/action"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -33,6 +34,12 @@ const (
 	LabelPatchSet  = "ductbot.dev/patchset"
 	LabelProject   = "ductbot.dev/project" // sanitised: '/' becomes '.'
 	LabelKind      = "ductbot.dev/kind"
+	// LabelInstance names the ductbot instance (Options.Instance) that owns
+	// an object. The client stamps it on everything it creates and sees
+	// only objects that carry its own value, so that several ductbots (a
+	// staging and a production one) can share a cluster without sweeping
+	// each other's environments. See Client.Owns for objects that predate it.
+	LabelInstance = "ductbot.dev/instance"
 	// AnnotationProject holds the project name exactly as in Gerrit.
 	AnnotationProject = "ductbot.dev/project"
 )
@@ -43,7 +50,19 @@ var (
 	ErrUnreachable = errors.New("kubernetes cluster unreachable")
 	// ErrReleaseNotFound: no release of that name in that namespace.
 	ErrReleaseNotFound = errors.New("release not found")
+	// ErrForeignInstance: the object belongs to another ductbot instance;
+	// this client refuses to change or delete it.
+	ErrForeignInstance = errors.New("belongs to another ductbot instance")
 )
+
+// DefaultInstance is the instance of a client whose Options.Instance is
+// empty, and the owner of ductbot's objects that carry no LabelInstance
+// (created by ductbots older than the label).
+const DefaultInstance = "ductbot"
+
+// DefaultMaxLogBytes is the bound on one test pod's collected log when
+// Options.MaxLogBytes is not set.
+const DefaultMaxLogBytes = 1 << 20
 
 // Options says which cluster to talk to.
 type Options struct {
@@ -54,6 +73,18 @@ type Options struct {
 	Context string
 	// Logger receives Helm's debug log at debug level.
 	Logger *slog.Logger
+	// Instance names this ductbot among those sharing the cluster (config
+	// kubernetes.instance). It is stamped as LabelInstance on every
+	// namespace, Helm release and policy object the client creates, and
+	// the client lists, changes and deletes only objects of its own
+	// instance. Empty means DefaultInstance. It must be a valid label value.
+	Instance string
+	// MaxLogBytes bounds each test pod's log as Test collects it, in
+	// memory too: the head and the tail are kept and the middle is cut
+	// with a marker (the shape of text.HeadTail). Zero or less means
+	// DefaultMaxLogBytes; the patch under test controls how much its
+	// tests print.
+	MaxLogBytes int
 }
 
 // Client talks to one cluster. It is safe for concurrent use.
@@ -65,12 +96,25 @@ type Client struct {
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex // namespace/release -> held while Helm works on it
+
+	// onLocked, when set (by tests), is called when an operation on a
+	// release has acquired the release's lock.
+	onLocked func(key string)
 }
 
 // New connects lazily: it reads the kubeconfig but does not call the cluster.
 func New(opts Options) (*Client, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.Instance == "" {
+		opts.Instance = DefaultInstance
+	}
+	if errs := validation.IsValidLabelValue(opts.Instance); len(errs) > 0 {
+		return nil, fmt.Errorf("instance %q is not a valid Kubernetes label value: %s", opts.Instance, strings.Join(errs, "; "))
+	}
+	if opts.MaxLogBytes <= 0 {
+		opts.MaxLogBytes = DefaultMaxLogBytes
 	}
 	c := &Client{opts: opts, log: opts.Logger, locks: map[string]*sync.Mutex{}}
 	rc, err := c.getter("default").ToRESTConfig()
@@ -84,6 +128,10 @@ func New(opts Options) (*Client, error) {
 	}
 	return c, nil
 }
+
+// Instance is the ductbot instance this client acts for (Options.Instance,
+// or DefaultInstance).
+func (c *Client) Instance() string { return c.opts.Instance }
 
 // Clientset is the typed client, for callers that list or watch directly.
 func (c *Client) Clientset() kubernetes.Interface { return c.clientset }
@@ -167,6 +215,9 @@ func (c *Client) withRelease(ctx context.Context, namespace, name string, op fun
 	go func() { l.Lock(); close(acquired) }()
 	select {
 	case <-acquired:
+		if c.onLocked != nil {
+			c.onLocked(key)
+		}
 	case <-ctx.Done():
 		go func() { <-acquired; l.Unlock() }()
 		return fmt.Errorf("waiting for another operation on release %s: %w", key, ctx.Err())

@@ -26,13 +26,17 @@ type PendingRelease struct {
 }
 
 // pendingSelector selects the release records (Secrets, Helm's storage
-// driver) of ductbot's releases that are in a pending state. The engine
-// passes its labels to Helm, which copies them onto the records.
+// driver) of ductbot's releases that are in a pending state. Deploy passes
+// its labels (LabelManagedBy, LabelInstance and the caller's) to Helm, which
+// copies them onto the records; PendingReleases then keeps this instance's.
 const pendingSelector = "owner=helm,status in (pending-install,pending-upgrade,pending-rollback)," +
 	LabelManagedBy + "=" + ManagedBy
 
-// PendingReleases lists the pending revisions of every release ductbot
-// manages, across all namespaces. Only a release's latest revision counts:
+// PendingReleases lists the pending revisions of every release this ductbot
+// instance manages, across all namespaces: records labelled
+// LabelManagedBy=ManagedBy whose LabelInstance is this client's instance or,
+// for DefaultInstance only, absent (see Namespaces); another instance's
+// releases are never listed. Only a release's latest revision counts:
 // Helm's rollback leaves the interrupted revision marked pending under the
 // newer one, and such a leftover is not reported. It reads only the
 // records' metadata, with one request when nothing is pending and two when
@@ -53,15 +57,15 @@ func (c *Client) PendingReleases(ctx context.Context) ([]PendingRelease, error) 
 	if err != nil {
 		return nil, fmt.Errorf("%w: listing pending Helm releases: %v", ErrUnreachable, err)
 	}
-	if len(list.Items) == 0 {
-		return nil, nil
-	}
 
 	type key struct{ namespace, name string }
 	pending := make(map[key]PendingRelease, len(list.Items))
 	names := map[string]bool{}
 	for _, s := range list.Items {
 		l := s.Labels
+		if !c.owns(l) {
+			continue
+		}
 		rev, err := strconv.Atoi(l["version"])
 		if err != nil {
 			c.log.Warn("Helm release record without a usable version label", "namespace", s.Namespace, "secret", s.Name, "version", l["version"])
@@ -74,6 +78,9 @@ func (c *Client) PendingReleases(ctx context.Context) ([]PendingRelease, error) 
 			Since: pendingSince(l, s.CreationTimestamp.Time)}
 		names[l["name"]] = true
 	}
+	if len(pending) == 0 {
+		return nil, nil
+	}
 
 	// Drop pending revisions that a newer revision of the same release has
 	// superseded.
@@ -83,6 +90,9 @@ func (c *Client) PendingReleases(ctx context.Context) ([]PendingRelease, error) 
 		return nil, fmt.Errorf("%w: listing the revisions of pending Helm releases: %v", ErrUnreachable, err)
 	}
 	for _, s := range all.Items {
+		if !c.owns(s.Labels) {
+			continue
+		}
 		k := key{s.Namespace, s.Labels["name"]}
 		p, ok := pending[k]
 		if !ok {

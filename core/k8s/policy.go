@@ -76,7 +76,8 @@ func resourceList(m map[string]string) corev1.ResourceList {
 }
 
 // ApplyNamespacePolicy makes the namespace's ResourceQuota, LimitRange and
-// NetworkPolicy (each named PolicyObjectName and labelled as ductbot's)
+// NetworkPolicy (each named PolicyObjectName and labelled as ductbot's and
+// this instance's)
 // match p: it creates or updates the parts p sets and deletes the parts it
 // leaves empty. An invalid p changes nothing. It does not create the
 // namespace (EnsureNamespace does) and does not decide the policy: config
@@ -87,7 +88,7 @@ func (c *Client) ApplyNamespacePolicy(ctx context.Context, namespace string, p N
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	meta := metav1.ObjectMeta{Name: PolicyObjectName, Namespace: namespace, Labels: map[string]string{LabelManagedBy: ManagedBy}}
+	meta := metav1.ObjectMeta{Name: PolicyObjectName, Namespace: namespace, Labels: c.stamp(nil)}
 	var errs []error
 
 	quotas := c.clientset.CoreV1().ResourceQuotas(namespace)
@@ -100,7 +101,7 @@ func (c *Client) ApplyNamespacePolicy(ctx context.Context, namespace string, p N
 		case apierrors.IsNotFound(err):
 			_, err = quotas.Create(ctx, &corev1.ResourceQuota{ObjectMeta: meta, Spec: spec}, metav1.CreateOptions{})
 		case err == nil:
-			cur.Spec, cur.Labels = spec, withManagedBy(cur.Labels)
+			cur.Spec, cur.Labels = spec, c.stampOnto(cur.Labels)
 			_, err = quotas.Update(ctx, cur, metav1.UpdateOptions{})
 		}
 		errs = append(errs, wrapPolicy("ResourceQuota", namespace, err))
@@ -120,7 +121,7 @@ func (c *Client) ApplyNamespacePolicy(ctx context.Context, namespace string, p N
 		case apierrors.IsNotFound(err):
 			_, err = limits.Create(ctx, &corev1.LimitRange{ObjectMeta: meta, Spec: spec}, metav1.CreateOptions{})
 		case err == nil:
-			cur.Spec, cur.Labels = spec, withManagedBy(cur.Labels)
+			cur.Spec, cur.Labels = spec, c.stampOnto(cur.Labels)
 			_, err = limits.Update(ctx, cur, metav1.UpdateOptions{})
 		}
 		errs = append(errs, wrapPolicy("LimitRange", namespace, err))
@@ -136,7 +137,7 @@ func (c *Client) ApplyNamespacePolicy(ctx context.Context, namespace string, p N
 		case apierrors.IsNotFound(err):
 			_, err = netpols.Create(ctx, &networkingv1.NetworkPolicy{ObjectMeta: meta, Spec: spec}, metav1.CreateOptions{})
 		case err == nil:
-			cur.Spec, cur.Labels = spec, withManagedBy(cur.Labels)
+			cur.Spec, cur.Labels = spec, c.stampOnto(cur.Labels)
 			_, err = netpols.Update(ctx, cur, metav1.UpdateOptions{})
 		}
 		errs = append(errs, wrapPolicy("NetworkPolicy", namespace, err))
@@ -160,11 +161,14 @@ func isolation() networkingv1.NetworkPolicySpec {
 	}
 }
 
-func withManagedBy(labels map[string]string) map[string]string {
+// stampOnto sets ductbot's ownership labels (see stamp) on labels, keeping
+// the others.
+func (c *Client) stampOnto(labels map[string]string) map[string]string {
 	if labels == nil {
 		labels = map[string]string{}
 	}
 	labels[LabelManagedBy] = ManagedBy
+	labels[LabelInstance] = c.opts.Instance
 	return labels
 }
 

@@ -1,7 +1,6 @@
 package k8s
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +17,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ductbot/ductbot/internal/text"
 )
 
 // Release is what to deploy: one chart with its values into one namespace.
@@ -26,7 +27,8 @@ type Release struct {
 	Namespace string
 	Chart     *chart.Chart
 	Values    map[string]any
-	// Labels go on the namespace and on Helm's release record.
+	// Labels go on the namespace and on Helm's release record, with the
+	// client's LabelManagedBy and LabelInstance, which they cannot override.
 	Labels map[string]string
 	// Annotations go on the namespace.
 	Annotations map[string]string
@@ -41,11 +43,13 @@ type Release struct {
 // labels) when missing and first repairs a release left pending by an
 // interrupted operation. It does not decide names, values or retries: the
 // caller does. On failure the error carries the last lines of Helm's log.
+// A namespace of another instance is refused with ErrForeignInstance.
 func (c *Client) Deploy(ctx context.Context, rel Release) error {
 	if rel.Chart == nil {
 		return errors.New("deploy: no chart")
 	}
-	if err := c.EnsureNamespace(ctx, rel.Namespace, rel.Labels, rel.Annotations); err != nil {
+	labels := c.stamp(rel.Labels)
+	if err := c.EnsureNamespace(ctx, rel.Namespace, labels, rel.Annotations); err != nil {
 		return err
 	}
 	if err := c.ApplyNamespacePolicy(ctx, rel.Namespace, rel.Policy); err != nil {
@@ -65,7 +69,7 @@ func (c *Client) Deploy(ctx context.Context, rel Release) error {
 			in := action.NewInstall(cfg)
 			in.ReleaseName, in.Namespace = rel.Name, rel.Namespace
 			in.Wait, in.Timeout = true, rel.Timeout
-			in.Labels = rel.Labels
+			in.Labels = labels
 			_, err = in.RunWithContext(ctx, rel.Chart, rel.Values)
 			if err != nil {
 				return fmt.Errorf("helm install %s in %s: %w\n%s", rel.Name, rel.Namespace, err, hl.tail(10))
@@ -76,7 +80,7 @@ func (c *Client) Deploy(ctx context.Context, rel Release) error {
 			up := action.NewUpgrade(cfg)
 			up.Namespace = rel.Namespace
 			up.Wait, up.Timeout = true, rel.Timeout
-			up.Labels = rel.Labels
+			up.Labels = labels
 			up.MaxHistory = 10
 			_, err = up.RunWithContext(ctx, rel.Name, rel.Chart, rel.Values)
 			if err != nil {
@@ -92,9 +96,13 @@ func (c *Client) Deploy(ctx context.Context, rel Release) error {
 // uninstalled, a later one rolled back to the last deployed revision.
 // It reports whether anything was repaired. Callers decide when a pending
 // release is stuck rather than in progress; Deploy repairs before it starts.
+// A release in another instance's namespace is refused (ErrForeignInstance).
 func (c *Client) Repair(ctx context.Context, namespace, name string, timeout time.Duration) (bool, error) {
 	var repaired bool
 	err := c.withRelease(ctx, namespace, name, func() error {
+		if _, err := c.checkNamespace(ctx, namespace); err != nil {
+			return err
+		}
 		var err error
 		repaired, err = c.recoverPending(namespace, name, timeout)
 		return err
@@ -196,31 +204,91 @@ type TestResult struct {
 // Test runs the release's `helm test` hooks and collects every test pod's
 // log: through Helm's hook-output capture for pods whose chart asks for it
 // (helm.sh/hook-output-log-policy; such pods may be deleted on success), and
-// through the SDK's test-log collection for pods that are still there.
+// through the SDK's test-log collection for pods that are still there. Each
+// pod's log is kept within Options.MaxLogBytes, in memory too: its head and
+// tail, with a line saying how much of the middle was cut.
 //
 // A test that ran and failed is a result (Passed false, no error). An error
 // means the tests could not be run or judged: the release is missing, the
-// cluster is unreachable, or a test pod did not finish within timeout.
+// cluster is unreachable, or the tests did not finish within timeout (then
+// the error wraps context.DeadlineExceeded and the result holds the logs
+// there are).
+//
+// Helm's test action takes no context, so Test stops it itself. When ctx
+// ends before the tests do (a newer patch set supersedes this one), it
+// deletes the release's test pods and test Jobs (found by their helm.sh/hook
+// annotation, "test" or the old "test-success") with no grace period, makes
+// Helm's wait for them return and refuses Helm any further test hook. The
+// release's lock stays held until Helm's run has returned, which then takes
+// moments instead of the rest of the suite, so the next operation on the
+// release starts within seconds and never overlaps the tests. timeout bounds
+// the whole suite the same way (Helm's own timeout is per hook), except that
+// logs are collected first and only unfinished test pods are deleted.
+// timeout <= 0 means no bound.
 func (c *Client) Test(ctx context.Context, namespace, name string, timeout time.Duration) (*TestResult, error) {
 	var res *TestResult
 	err := c.withRelease(ctx, namespace, name, func() error {
 		var err error
-		res, err = c.test(namespace, name, timeout)
+		res, err = c.test(ctx, namespace, name, timeout)
 		return err
 	})
 	return res, err
 }
 
-func (c *Client) test(namespace, name string, timeout time.Duration) (*TestResult, error) {
+// helmTestSlack is added to the timeout Helm gets for each test hook, so
+// that Test's bound on the whole suite always ends it first, through the
+// stop path, which cleans up after it.
+const helmTestSlack = time.Minute
+
+func (c *Client) test(ctx context.Context, namespace, name string, timeout time.Duration) (*TestResult, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("helm test %s in %s not started: %w", name, namespace, err)
+	}
 	cfg, hl, err := c.actionConfig(namespace)
 	if err != nil {
 		return nil, err
 	}
-	captured := &capture{logs: map[string]*bytes.Buffer{}}
+	hooks := testHookNames(cfg, name)
+	hk := stoppable(cfg)
+	runCtx, cancel := ctx, context.CancelFunc(func() {})
+	if timeout > 0 {
+		runCtx, cancel = context.WithTimeout(ctx, timeout)
+	}
+	defer cancel()
+
+	// Stop the tests when runCtx ends first. When the caller gave up, delete
+	// the test pods at once: nobody wants their logs, and a pod that Helm
+	// would delete on failure (hook-failed) would otherwise get its full
+	// grace period while the lock is held.
+	finished := make(chan struct{})
+	var stopper sync.WaitGroup
+	stopper.Go(func() {
+		select {
+		case <-finished:
+		case <-runCtx.Done():
+			hk.stop()
+			if ctx.Err() != nil {
+				c.deleteTestPods(namespace, hooks, false)
+			}
+		}
+	})
+
+	captured := &capture{max: c.opts.MaxLogBytes, logs: map[string]*boundedLog{}}
 	cfg.SetHookOutputFunc(captured.writer)
 	rt := action.NewReleaseTesting(cfg)
 	rt.Namespace, rt.Timeout = namespace, timeout
+	if timeout > 0 {
+		rt.Timeout = timeout + helmTestSlack
+	}
 	rel, runErr := rt.Run(name)
+	close(finished)
+	stopper.Wait() // no deletion may outlive the lock: it could hit the next run's pods
+	stopped := hk.isStopped()
+	if stopped && ctx.Err() != nil {
+		// Again, for a pod Helm was creating when the stop came.
+		c.deleteTestPods(namespace, hooks, false)
+		return nil, fmt.Errorf("helm test %s in %s stopped: %w", name, namespace, ctx.Err())
+	}
 	if rel == nil {
 		if errors.Is(runErr, driver.ErrReleaseNotFound) {
 			return nil, fmt.Errorf("%w: %s in %s", ErrReleaseNotFound, name, namespace)
@@ -228,17 +296,19 @@ func (c *Client) test(namespace, name string, timeout time.Duration) (*TestResul
 		return nil, fmt.Errorf("helm test %s in %s: %w\n%s", name, namespace, runErr, hl.tail(10))
 	}
 
-	res := &TestResult{Passed: runErr == nil}
+	res := &TestResult{Passed: runErr == nil && !stopped}
 	var failed []string
 	for _, h := range rel.Hooks {
 		if !isTestHook(h) {
 			continue
 		}
 		pl := PodLog{Pod: h.Name, Phase: string(h.LastRun.Phase)}
-		if pl.Phase == "" {
+		switch {
+		case hk.wasAborted(h.Name):
+			pl.Phase = "Unknown" // Helm says Failed: it stopped waiting, the test did not fail
+		case pl.Phase == "":
 			pl.Phase = "Unknown"
-		}
-		if h.LastRun.Phase == release.HookPhaseFailed {
+		case h.LastRun.Phase == release.HookPhaseFailed:
 			failed = append(failed, h.Name)
 		}
 		if log, ok := captured.get(h.Name); ok {
@@ -246,14 +316,23 @@ func (c *Client) test(namespace, name string, timeout time.Duration) (*TestResul
 		} else if h.Kind == "Pod" {
 			one := *rel
 			one.Hooks = []*release.Hook{h}
-			var buf bytes.Buffer
-			if err := rt.GetPodLogs(&buf, &one); err != nil {
+			buf := newBoundedLog(c.opts.MaxLogBytes)
+			if err := rt.GetPodLogs(buf, &one); err != nil {
 				pl.Log = fmt.Sprintf("(log unavailable: %v)", err)
 			} else {
 				pl.Log = strings.TrimPrefix(buf.String(), "POD LOGS: "+h.Name+"\n")
 			}
 		}
+		pl.Log = text.HeadTail(pl.Log, c.opts.MaxLogBytes)
 		res.Pods = append(res.Pods, pl)
+	}
+	if stopped || runErr != nil {
+		// Helm leaves a test it stopped waiting for running (on its own
+		// timeout too); it must not go on beside the next deploy.
+		c.deleteTestPods(namespace, hooks, true)
+	}
+	if stopped {
+		return res, fmt.Errorf("helm test %s in %s: the tests did not finish within %s: %w", name, namespace, timeout, context.DeadlineExceeded)
 	}
 	if runErr != nil {
 		// The API server refused a test pod (a quota, an admission policy):
@@ -280,10 +359,12 @@ func isTestHook(h *release.Hook) bool {
 	return false
 }
 
-// capture collects hook output by pod, as Helm hands it over.
+// capture collects hook output by pod, as Helm hands it over, keeping
+// each pod's within max bytes.
 type capture struct {
 	mu   sync.Mutex
-	logs map[string]*bytes.Buffer
+	max  int
+	logs map[string]*boundedLog
 }
 
 func (c *capture) writer(_, pod, _ string) io.Writer {
@@ -291,7 +372,7 @@ func (c *capture) writer(_, pod, _ string) io.Writer {
 	defer c.mu.Unlock()
 	b, ok := c.logs[pod]
 	if !ok {
-		b = &bytes.Buffer{}
+		b = newBoundedLog(c.max)
 		c.logs[pod] = b
 	}
 	return lockedWriter{&c.mu, b}
@@ -324,10 +405,13 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 // (a missing release is fine), deletes the namespace, and waits until the
 // namespace is gone, because hook pods and anything created outside Helm
 // survive an uninstall. Calling it again after an interruption finishes the job.
+// It refuses, changing nothing, a namespace of another ductbot instance
+// (ErrForeignInstance, naming both instances).
 func (c *Client) Teardown(ctx context.Context, namespace, name string, timeout time.Duration) error {
 	err := c.withRelease(ctx, namespace, name, func() error {
-		if _, err := c.clientset.CoreV1().Namespaces().Get(ctx, namespace, metav1.GetOptions{}); apierrors.IsNotFound(err) {
-			return nil
+		ns, err := c.checkNamespace(ctx, namespace)
+		if err != nil || ns == nil {
+			return err
 		}
 		cfg, hl, err := c.actionConfig(namespace)
 		if err != nil {
@@ -346,14 +430,31 @@ func (c *Client) Teardown(ctx context.Context, namespace, name string, timeout t
 	return c.DeleteNamespace(ctx, namespace, timeout)
 }
 
-// DeleteNamespace deletes a namespace and waits until it is gone.
+// DeleteNamespace deletes a namespace and waits until it is gone. It
+// refuses a namespace of another ductbot instance (ErrForeignInstance,
+// naming both instances); the delete is conditional on the namespace being
+// the one checked, so a relabel in between cannot slip through.
 func (c *Client) DeleteNamespace(ctx context.Context, namespace string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	ns := c.clientset.CoreV1().Namespaces()
 	policy := metav1.DeletePropagationForeground
-	if err := ns.Delete(ctx, namespace, metav1.DeleteOptions{PropagationPolicy: &policy}); err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("deleting namespace %s: %w", namespace, err)
+	for attempt := 1; ; attempt++ {
+		cur, err := c.checkNamespace(ctx, namespace)
+		if err != nil {
+			return err
+		}
+		if cur == nil {
+			return nil
+		}
+		err = ns.Delete(ctx, namespace, metav1.DeleteOptions{PropagationPolicy: &policy,
+			Preconditions: &metav1.Preconditions{UID: &cur.UID, ResourceVersion: &cur.ResourceVersion}})
+		if err == nil || apierrors.IsNotFound(err) {
+			break
+		}
+		if !apierrors.IsConflict(err) || attempt == 5 {
+			return fmt.Errorf("deleting namespace %s: %w", namespace, err)
+		}
 	}
 	for {
 		_, err := ns.Get(ctx, namespace, metav1.GetOptions{})
@@ -369,10 +470,14 @@ func (c *Client) DeleteNamespace(ctx context.Context, namespace string, timeout 
 }
 
 // EnsureNamespace creates the namespace with the labels and annotations, or
-// adds them to an existing one.
+// adds them to an existing one. LabelManagedBy and LabelInstance are always
+// set to this client's, whatever labels says. It refuses (ErrForeignInstance)
+// a namespace of another ductbot instance, including, for any instance but
+// DefaultInstance, one labelled as ductbot's before LabelInstance existed.
 func (c *Client) EnsureNamespace(ctx context.Context, name string, labels, annotations map[string]string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	labels = c.stamp(labels)
 	nss := c.clientset.CoreV1().Namespaces()
 	ns, err := nss.Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
@@ -384,6 +489,9 @@ func (c *Client) EnsureNamespace(ctx context.Context, name string, labels, annot
 	}
 	if err != nil {
 		return fmt.Errorf("%w: reading namespace %s: %v", ErrUnreachable, name, err)
+	}
+	if err := c.foreign("namespace", name, ns.Labels); err != nil {
+		return err
 	}
 	if ns.DeletionTimestamp != nil {
 		return fmt.Errorf("namespace %s is still being deleted; try again when it is gone", name)
@@ -427,8 +535,11 @@ type Namespace struct {
 	Terminating bool
 }
 
-// Namespaces lists every namespace labelled as managed by ductbot, in one
-// request, whatever their number.
+// Namespaces lists every namespace of this ductbot instance, in one request,
+// whatever their number: it lists those labelled LabelManagedBy=ManagedBy
+// and keeps those whose LabelInstance is this client's instance or, for
+// DefaultInstance only, absent (namespaces made before the label existed).
+// Another instance's namespaces are never listed.
 func (c *Client) Namespaces(ctx context.Context) ([]Namespace, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -438,6 +549,9 @@ func (c *Client) Namespaces(ctx context.Context) ([]Namespace, error) {
 	}
 	out := make([]Namespace, 0, len(list.Items))
 	for _, ns := range list.Items {
+		if !c.owns(ns.Labels) {
+			continue
+		}
 		out = append(out, Namespace{
 			Name: ns.Name, Labels: ns.Labels, Annotations: ns.Annotations,
 			Created: ns.CreationTimestamp.Time, Terminating: ns.DeletionTimestamp != nil,

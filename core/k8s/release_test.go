@@ -2,6 +2,7 @@ package k8s_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -233,5 +234,40 @@ func TestRefusedTestPodIsAnError(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "could not start") {
 		t.Errorf("error = %v, want it to say the test could not start", err)
+	}
+}
+
+// TestTestLogsAreBounded: a test that prints more than MaxLogBytes gives a
+// log of at most MaxLogBytes that keeps its first and last lines and says
+// how much was cut.
+func TestTestLogsAreBounded(t *testing.T) {
+	_, c, ch := setup(t)
+	kc, err := k8s.New(k8s.Options{Kubeconfig: c.Kubeconfig, MaxLogBytes: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	const ns, name = "ductbot-biglog", "wf-biglog"
+	var log strings.Builder
+	log.WriteString("e2e: FIRST LINE\n")
+	for i := range 400 {
+		fmt.Fprintf(&log, "e2e: step %d of a chatty suite\n", i)
+	}
+	log.WriteString("e2e: LAST LINE")
+	if err := kc.Deploy(ctx, k8s.Release{Name: name, Namespace: ns, Chart: ch, Values: values("big", "fail", log.String()), Timeout: 2 * time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Teardown(context.Background(), ns, name, time.Minute)
+	res, err := kc.Test(ctx, ns, name, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Passed || len(res.Pods) != 1 {
+		t.Fatalf("Test = %+v, want one failed pod", res)
+	}
+	got := res.Pods[0].Log
+	if len(got) > 4096 || !strings.Contains(got, "FIRST LINE") || !strings.Contains(got, "LAST LINE") || !strings.Contains(got, "bytes cut by ductbot") {
+		t.Errorf("log of %d bytes (limit 4096), want head, tail and the cut marker:\n%s", len(got), got)
 	}
 }
