@@ -45,7 +45,11 @@ type Gerrit interface {
 
 // Cluster is the part of the Kubernetes client a sweep uses. Share one
 // *k8s.Client with the run engine: its per-release lock then makes a
-// repair wait for a deploy in progress instead of racing it.
+// repair wait for a deploy in progress instead of racing it. Namespaces
+// and PendingReleases must list only this ductbot instance's objects (the
+// *k8s.Client does, by k8s.Options.Instance), so that a sweep never removes
+// or repairs another ductbot's environments on a shared cluster; its
+// Teardown and Repair also refuse them.
 type Cluster interface {
 	Namespaces(ctx context.Context) ([]k8s.Namespace, error)
 	PendingReleases(ctx context.Context) ([]k8s.PendingRelease, error)
