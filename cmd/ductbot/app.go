@@ -72,7 +72,10 @@ func newApp(ctx context.Context, cfg *config.Config, o appOptions) (_ *app, err 
 	if err != nil {
 		return nil, err
 	}
-	if a.cluster, err = k8s.New(k8s.Options{Kubeconfig: cfg.Kubernetes.Kubeconfig, Context: cfg.Kubernetes.Context, Logger: log}); err != nil {
+	if a.cluster, err = k8s.New(k8s.Options{
+		Kubeconfig: cfg.Kubernetes.Kubeconfig, Context: cfg.Kubernetes.Context, Logger: log,
+		Instance: cfg.Kubernetes.Instance, MaxLogBytes: cfg.Report.MaxLogBytes,
+	}); err != nil {
 		return nil, err
 	}
 	password, err := cfg.GerritPassword()
