@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -234,4 +235,35 @@ func loadChart(tb testing.TB) *chart.Chart {
 		tb.Fatal(err)
 	}
 	return ch
+}
+
+// TestTestTimeoutStopsTheSuite: a suite that outlasts Test's timeout is an
+// error (not a failed test: nothing failed), returned at the timeout with
+// the log so far, and its still-running test pod is deleted so that it does
+// not go on beside the next deploy.
+func TestTestTimeoutStopsTheSuite(t *testing.T) {
+	kc, c, ch := setup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	const ns, name = "ductbot-test-timeout", "wf-timeout"
+	if err := kc.Deploy(ctx, k8s.Release{Name: name, Namespace: ns, Chart: ch, Timeout: 2 * time.Minute, Values: longSuite("t", time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Teardown(context.Background(), ns, name, time.Minute)
+	start := time.Now()
+	res, err := kc.Test(ctx, ns, name, 5*time.Second)
+	took := time.Since(start)
+	t.Logf("Test with a 5 s timeout returned after %v", took)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Test of a 60 s suite with a 5 s timeout: %+v, %v; want an error wrapping context.DeadlineExceeded", res, err)
+	}
+	if took > 20*time.Second {
+		t.Errorf("Test returned after %v, want about its 5 s timeout", took)
+	}
+	if res == nil || len(res.Pods) != 1 || res.Passed || res.Pods[0].Phase != "Unknown" || !strings.Contains(res.Pods[0].Log, "a long suite") {
+		t.Errorf("result = %+v, want the one pod, phase Unknown, with its log so far", res)
+	}
+	if _, err := c.Client.CoreV1().Pods(ns).Get(ctx, name+"-e2e", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("test pod after the timeout: err = %v, want it deleted", err)
+	}
 }
