@@ -53,6 +53,17 @@ func (c *Client) stamp(labels map[string]string) map[string]string {
 	return out
 }
 
+// stampOnto sets ductbot's ownership labels (see stamp) on labels, keeping
+// the others.
+func (c *Client) stampOnto(labels map[string]string) map[string]string {
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[LabelManagedBy] = ManagedBy
+	labels[LabelInstance] = c.opts.Instance
+	return labels
+}
+
 // checkNamespace reads the namespace and refuses it when it is another
 // instance's. A missing namespace is (nil, nil).
 func (c *Client) checkNamespace(ctx context.Context, namespace string) (*corev1.Namespace, error) {

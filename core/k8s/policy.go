@@ -161,17 +161,6 @@ func isolation() networkingv1.NetworkPolicySpec {
 	}
 }
 
-// stampOnto sets ductbot's ownership labels (see stamp) on labels, keeping
-// the others.
-func (c *Client) stampOnto(labels map[string]string) map[string]string {
-	if labels == nil {
-		labels = map[string]string{}
-	}
-	labels[LabelManagedBy] = ManagedBy
-	labels[LabelInstance] = c.opts.Instance
-	return labels
-}
-
 func wrapPolicy(kind, namespace string, err error) error {
 	if err == nil {
 		return nil

@@ -447,6 +447,9 @@ func (c *Client) DeleteNamespace(ctx context.Context, namespace string, timeout 
 		if cur == nil {
 			return nil
 		}
+		if cur.DeletionTimestamp != nil {
+			break // already being deleted: wait for it
+		}
 		err = ns.Delete(ctx, namespace, metav1.DeleteOptions{PropagationPolicy: &policy,
 			Preconditions: &metav1.Preconditions{UID: &cur.UID, ResourceVersion: &cur.ResourceVersion}})
 		if err == nil || apierrors.IsNotFound(err) {

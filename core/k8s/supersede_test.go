@@ -3,6 +3,7 @@ package k8s_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sort"
 	"strings"
 	"testing"
@@ -196,7 +197,7 @@ func testHooks(r *release.Release) []*release.Hook {
 // suite runs. The goal is under 5 s.
 func BenchmarkSupersedeDuringTest(b *testing.B) {
 	c := localcluster.Shared(b)
-	kc, err := k8s.New(k8s.Options{Kubeconfig: c.Kubeconfig})
+	kc, err := k8s.New(k8s.Options{Kubeconfig: c.Kubeconfig, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}
