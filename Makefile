@@ -47,7 +47,7 @@ lint:
 # time (-p 1) so that their timings do not share the cores; the chat
 # router's microbenchmarks run for a short time instead.
 bench: cluster-bins
-	$(GO) test -p 1 -count=1 -timeout 20m -run '^$$' -bench . -benchtime 3x ./core/pipeline/ ./core/pipeline/cleanup/ ./core/gerrit/
+	$(GO) test -p 1 -count=1 -timeout 20m -run '^$$' -bench . -benchtime 3x ./core/pipeline/ ./core/pipeline/cleanup/ ./core/gerrit/ ./core/k8s/
 	$(GO) test -count=1 -run '^$$' -bench 'Router' -benchtime 200ms ./bot/commands/
 
 # The whole loop on this machine: local cluster, Gerrit test server, ductbot
