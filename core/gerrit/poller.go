@@ -20,6 +20,9 @@ const (
 	DefaultPollInterval = 30 * time.Second
 	DefaultLookback     = time.Hour
 	DefaultOverlap      = 2 * time.Minute
+	// DefaultReconcileGap is the least time between the end of one poll
+	// cycle and a reconcile asked for with Reconcile.
+	DefaultReconcileGap = 5 * time.Second
 )
 
 const (
@@ -33,6 +36,13 @@ const (
 	// change missing from Gerrit (deleted, or no longer visible) before it
 	// is dropped, so that it does not hold the watermark forever.
 	maxAbsentRetries = 5
+	// maxHintBackoff caps the wait before a hint whose read or handling
+	// failed is tried again.
+	maxHintBackoff = 30 * time.Second
+	// maxStaleReads is how many times a hint is read again when Gerrit
+	// still shows an older patch set than the event named (its index lags
+	// behind); after that the next reconcile sees the change.
+	maxStaleReads = 5
 )
 
 // ErrHoldWatermark is for a HandleFunc to wrap when the caller could not
@@ -85,6 +95,33 @@ type PollOptions struct {
 	// HandleFunc, with the change's number and the handler's error (nil
 	// on success), for metrics.
 	OnChange func(number int, err error)
+	// OnCycle, when set, is called after each poll cycle of Run (a
+	// reconcile, when an event stream feeds the poller) with why it ran
+	// ("start", "schedule", or the reason given to Reconcile), how long it
+	// took, and its error, for metrics.
+	OnCycle func(reason string, d time.Duration, err error)
+	// ReconcileGap is the least time between the end of a poll cycle and
+	// the start of one asked for with Reconcile, so that a burst of
+	// requests (reconnects, dropped-output) does not hammer Gerrit;
+	// defaults to DefaultReconcileGap.
+	ReconcileGap time.Duration
+}
+
+// Hint names a change an event says was updated. It is only a hint: Run
+// reads the change through REST, as a poll does, and hands over what it
+// read.
+type Hint struct {
+	Number int
+	// PatchSet is the patch set the event named, if any: a read that finds
+	// an older current patch set (Gerrit's index lags behind its events) is
+	// tried again shortly.
+	PatchSet int
+	// Type is the event's type, for logs.
+	Type string
+	// due is when the hint may be read (after a failed read); tries counts
+	// the reads that found an older patch set.
+	due   time.Time
+	tries int
 }
 
 // Batch is the result of one poll: the changes to handle and the watermark
@@ -148,6 +185,17 @@ type Poller struct {
 	// handled successfully, for changes updated since the last query's
 	// start: a poll that returns the same version again skips it.
 	handled map[int]time.Time
+
+	// hints are the changes events named that Run has not read yet, by
+	// number; reconcile is why a poll cycle was asked for ("" when none
+	// was); lastCycle is when the last cycle ended; hintFailures counts
+	// hint reads that failed in a row. wake is poked when any of them
+	// changes, so a waiting Run looks again.
+	hints        map[int]Hint
+	reconcile    string
+	lastCycle    time.Time
+	hintFailures int
+	wake         chan struct{}
 }
 
 // NewPoller returns a Poller that queries through c.
@@ -164,6 +212,9 @@ func NewPoller(c *Client, opts PollOptions) *Poller {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.ReconcileGap <= 0 {
+		opts.ReconcileGap = DefaultReconcileGap
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
@@ -172,6 +223,60 @@ func NewPoller(c *Client, opts PollOptions) *Poller {
 		client: c, opts: opts, log: log.With(slog.String("component", "gerrit-poller")),
 		now: time.Now, sleep: sleep,
 		failing: make(map[int]*failure), handled: make(map[int]time.Time),
+		hints: make(map[int]Hint), wake: make(chan struct{}, 1),
+	}
+}
+
+// Notify tells a running Run that an event named a change: Run reads it
+// through REST (with its messages, as a poll does) between polls, and
+// hands it to the HandleFunc unless that version was handled already.
+// Hints for one change coalesce. Notify never blocks; hints given during a
+// poll cycle are read after it.
+func (p *Poller) Notify(h Hint) {
+	if h.Number <= 0 {
+		return
+	}
+	h.due, h.tries = time.Time{}, 0
+	p.mu.Lock()
+	p.mergeHintLocked(h)
+	p.mu.Unlock()
+	p.poke()
+}
+
+// mergeHintLocked queues h, keeping the newest patch set an event named
+// and the earliest due time.
+func (p *Poller) mergeHintLocked(h Hint) {
+	if old, ok := p.hints[h.Number]; ok {
+		h.PatchSet = max(h.PatchSet, old.PatchSet)
+		if old.due.Before(h.due) {
+			h.due = old.due
+		}
+		h.tries = min(h.tries, old.tries)
+	}
+	p.hints[h.Number] = h
+}
+
+// Reconcile asks a running Run for a poll cycle from the watermark now,
+// rather than at the end of its interval: after an event stream
+// (re)connects or Gerrit said it dropped events. Requests coalesce, and a
+// cycle asked for this way starts at least ReconcileGap after the previous
+// one ended. A request made during a cycle gets another cycle after it.
+func (p *Poller) Reconcile(reason string) {
+	if reason == "" {
+		reason = "asked"
+	}
+	p.mu.Lock()
+	if p.reconcile == "" {
+		p.reconcile = reason
+	}
+	p.mu.Unlock()
+	p.poke()
+}
+
+func (p *Poller) poke() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -356,22 +461,179 @@ func backoff(base time.Duration, failures int, limit time.Duration) time.Duratio
 // Poll errors (the query failed: Gerrit down) and held cycles are logged,
 // never returned, and stretch the wait (doubling, at most max(Interval,
 // 30s)) until a cycle succeeds; a failing change does not stretch it.
+//
+// Between polls Run reads the changes named by Notify and hands them over
+// (see Notify), and starts a cycle early when Reconcile asks for one.
 func (p *Poller) Run(ctx context.Context, handle HandleFunc) error {
 	failures := 0
+	reason := "start"
 	for {
-		if err := p.cycle(ctx, handle); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
+		p.mu.Lock()
+		p.reconcile = "" // this cycle answers every request made so far
+		p.mu.Unlock()
+		start := time.Now()
+		err := p.cycle(ctx, handle)
+		p.mu.Lock()
+		p.lastCycle = p.now()
+		p.mu.Unlock()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if p.opts.OnCycle != nil {
+			p.opts.OnCycle(reason, time.Since(start), err)
+		}
+		if err != nil {
 			failures++
-			p.log.Warn("gerrit poll failed", slog.Int("consecutive_failures", failures), slog.Any("error", err))
+			p.log.Warn("gerrit poll failed", slog.Int("consecutive_failures", failures), slog.String("reason", reason), slog.Any("error", err))
 		} else {
 			failures = 0
 		}
-		if err := p.sleep(ctx, pollBackoff(p.opts.Interval, failures)); err != nil {
+		if reason, err = p.wait(ctx, handle, pollBackoff(p.opts.Interval, failures)); err != nil {
 			return err
 		}
 	}
+}
+
+// wait waits d for the next poll cycle, reading and handing over the
+// changes hinted at meanwhile, and returns early when Reconcile asked for a
+// cycle (once ReconcileGap has passed since the last one). It returns why
+// the next cycle runs.
+func (p *Poller) wait(ctx context.Context, handle HandleFunc, d time.Duration) (string, error) {
+	deadline := p.now().Add(d)
+	for {
+		now := p.now()
+		p.mu.Lock()
+		reason := p.reconcile
+		gapEnd := p.lastCycle.Add(p.opts.ReconcileGap)
+		var nextHint time.Time
+		for _, h := range p.hints {
+			if nextHint.IsZero() || h.due.Before(nextHint) {
+				nextHint = h.due
+			}
+		}
+		hinted := len(p.hints) > 0
+		p.mu.Unlock()
+		if hinted && !now.Before(nextHint) {
+			if err := p.readHints(ctx, handle); err != nil {
+				return "", err
+			}
+			continue
+		}
+		if !now.Before(deadline) {
+			return "schedule", nil
+		}
+		if reason != "" && !now.Before(gapEnd) {
+			return reason, nil
+		}
+		next := deadline.Sub(now)
+		if reason != "" {
+			next = min(next, gapEnd.Sub(now))
+		}
+		if hinted {
+			next = min(next, nextHint.Sub(now))
+		}
+		if err := p.sleepOrWake(ctx, next); err != nil {
+			return "", err
+		}
+	}
+}
+
+// sleepOrWake sleeps d, or less when Notify or Reconcile pokes the poller.
+func (p *Poller) sleepOrWake(ctx context.Context, d time.Duration) error {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.sleep(sctx, d) }()
+	select {
+	case <-done:
+	case <-p.wake:
+		cancel()
+		<-done
+	}
+	return ctx.Err()
+}
+
+// readHints reads the hinted changes that are due, with one query per 50
+// (the path retries use), and hands each over unless Run already handled
+// that version. A change Gerrit does not return (deleted, or not visible)
+// is dropped. When the read fails, or the handler asks to hold the
+// watermark, the hints wait and are tried again, backing off; the next
+// poll cycle covers them too. It returns an error only when ctx is done.
+func (p *Poller) readHints(ctx context.Context, handle HandleFunc) error {
+	now := p.now()
+	p.mu.Lock()
+	due := make(map[int]Hint)
+	for n, h := range p.hints {
+		if !now.Before(h.due) {
+			due[n] = h
+			delete(p.hints, n)
+		}
+	}
+	p.mu.Unlock()
+	if len(due) == 0 {
+		return nil
+	}
+	nums := slices.Sorted(maps.Keys(due))
+	requeue := func(from int, why string, err error) {
+		p.mu.Lock()
+		p.hintFailures++
+		wait := backoff(time.Second, p.hintFailures, maxHintBackoff)
+		for _, n := range nums[from:] {
+			h := due[n]
+			h.due = now.Add(wait)
+			p.mergeHintLocked(h)
+		}
+		p.mu.Unlock()
+		p.log.Warn(why+"; trying again later", slog.Int("changes", len(nums)-from),
+			slog.Duration("retry_in", wait), slog.Any("error", err))
+	}
+	found, err := p.client.changesByNumber(ctx, nums, true)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		requeue(0, "reading changes named by Gerrit events failed", err)
+		return nil
+	}
+	for i, n := range nums {
+		h := due[n]
+		c, ok := found[n]
+		if !ok {
+			p.log.Debug("a change named by a Gerrit event is not visible; ignoring it",
+				slog.Int("change", n), slog.String("event", h.Type))
+			continue
+		}
+		if h.PatchSet > c.PatchSet {
+			h.tries++
+			if h.tries >= maxStaleReads {
+				p.log.Warn("Gerrit still shows an older patch set than its event named; leaving the change to the next poll",
+					slog.Int("change", n), slog.Int("event_patchset", h.PatchSet), slog.Int("read_patchset", c.PatchSet))
+				continue
+			}
+			h.due = now.Add(time.Duration(h.tries) * 200 * time.Millisecond)
+			p.mu.Lock()
+			p.mergeHintLocked(h)
+			p.mu.Unlock()
+			continue
+		}
+		p.mu.Lock()
+		done, seen := p.handled[n]
+		p.mu.Unlock()
+		if seen && done.Equal(c.Updated) {
+			continue // a poll (or an earlier event) handled this version
+		}
+		if err := p.handleOne(ctx, handle, *c, now); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			requeue(i, "handling a change named by a Gerrit event was held", err)
+			return nil
+		}
+	}
+	p.mu.Lock()
+	p.hintFailures = 0
+	p.mu.Unlock()
+	return nil
 }
 
 // cycle is one poll of Run: fetch, hand each change over, retry the failing

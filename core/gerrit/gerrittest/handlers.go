@@ -544,6 +544,10 @@ func (s *Server) review(a *account, id, rev string, in reviewInput) error {
 	}
 	s.addMessageLocked(c, a, now, b.String(), in.Tag, ps.number)
 	c.updated = now
+	ev := s.changeEventLocked("comment-added", c, now)
+	ev.PatchSet = eventPS(c, ps)
+	ev.Author, ev.Approvals, ev.Comment = eventAcct(a), approvalsOf(in.Labels), strPtr(b.String())
+	s.publishLocked(ev)
 	return nil
 }
 
