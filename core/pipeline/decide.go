@@ -45,6 +45,7 @@ const (
 	IntentDeploy IntentKind = iota + 1 // queue a run of PatchSet in the change's own environment
 	IntentCancel                       // end the change's unfinished runs
 	IntentNotice                       // tell Gerrit, once, how the untrusted patch set can be deployed
+	IntentTeardown                     // tear the change's environments down now (it went private)
 )
 
 // Intent is one thing to do for a change.
@@ -59,7 +60,8 @@ type Intent struct {
 // Decide turns an observation into intents and the cursor to save once they
 // are carried out. It is a pure function: the whole trigger policy is here.
 //
-//   - A closed or private change: cancel its runs.
+//   - A closed change: cancel its runs (the sweep tears it down after
+//     cleanup's grace). A private change: cancel and tear down at once.
 //   - A new current patch set (newer than the cursor's Triggered) that the
 //     trust gate admits on the upload path: deploy it.
 //   - One the gate refuses only for want of trust: post a notice, once per
@@ -83,12 +85,13 @@ func Decide(o Observation) ([]Intent, store.ChangeCursor) {
 	if !o.Configured {
 		return nil, cur
 	}
-	if !ch.Open() || ch.Private {
-		why := "change " + strings.ToLower(ch.Status)
-		if ch.Open() {
-			why = "change made private"
-		}
-		return []Intent{{Kind: IntentCancel, Reason: why}}, advanceMessages(cur, ch)
+	if !ch.Open() {
+		return []Intent{{Kind: IntentCancel, Reason: "change " + strings.ToLower(ch.Status)}}, advanceMessages(cur, ch)
+	}
+	if ch.Private {
+		// Private changes are never deployed, announced or shown: what
+		// exists of one goes at once.
+		return []Intent{{Kind: IntentCancel, Reason: "change made private"}, {Kind: IntentTeardown, Reason: "change made private"}}, advanceMessages(cur, ch)
 	}
 
 	// The newest recheck on the current patch set that may count.

@@ -512,3 +512,22 @@ func TestStoreErrorsAreNotAbsence(t *testing.T) {
 		t.Errorf("%d runs queued on a failing store, want 0", n)
 	}
 }
+
+// A change made private goes at once: its runs are canceled and its
+// environment torn down, so it is no longer shown anywhere.
+func TestPrivateChangeIsTornDown(t *testing.T) {
+	r := newRig(t, 0, "")
+	r.start()
+	ch := r.upload(12, 1, alice)
+	id := r.runs(store.RunFilter{Change: 12})[0].ID
+	r.waitFor("the run done", func() bool { return r.finished(id) })
+	ch.Private = true
+	r.gerrit.put(ch)
+	if err := r.engine.HandleChange(context.Background(), *ch); err != nil {
+		t.Fatal(err)
+	}
+	envs, err := r.store.ListEnvs(context.Background(), store.EnvFilter{Change: 12, Alive: true})
+	if err != nil || len(envs) != 0 {
+		t.Errorf("live environments of the private change: %d (err %v), want 0", len(envs), err)
+	}
+}

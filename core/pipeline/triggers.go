@@ -99,6 +99,16 @@ func (e *Engine) carryOut(ctx context.Context, ch *gerrit.Change, in Intent) err
 		}
 	case IntentNotice:
 		return e.untrustedNotice(ctx, ch, in.Reason)
+	case IntentTeardown:
+		envs, err := e.store.ListEnvs(ctx, store.EnvFilter{Change: ch.Number, Alive: true})
+		if err != nil {
+			return holdWatermark(fmt.Errorf("listing environments of change %d: %w", ch.Number, err))
+		}
+		for _, env := range envs {
+			if err := e.DestroyEnv(ctx, env.Name, in.Reason); err != nil {
+				return fmt.Errorf("tearing down %s: %w", env.Name, err)
+			}
+		}
 	case IntentDeploy:
 		// A second guard beside the cursor: an upload run of this patch
 		// set already queued (a crash between queueing and saving the
