@@ -42,10 +42,10 @@ type IntentKind int
 
 // The intents.
 const (
-	IntentDeploy IntentKind = iota + 1 // queue a run of PatchSet in the change's own environment
-	IntentCancel                       // end the change's unfinished runs
-	IntentNotice                       // tell Gerrit, once, how the untrusted patch set can be deployed
-	IntentTeardown                     // tear the change's environments down now (it went private)
+	IntentDeploy   IntentKind = iota + 1 // queue a run of PatchSet in the change's own environment
+	IntentCancel                         // end the change's unfinished runs
+	IntentNotice                         // tell Gerrit, once, how the untrusted patch set can be deployed
+	IntentTeardown                       // tear the change's environments down now (it went private)
 )
 
 // Intent is one thing to do for a change.

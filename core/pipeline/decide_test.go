@@ -108,8 +108,10 @@ func TestDecide(t *testing.T) {
 		{name: "recheck by an untrusted account", ch: change(2, stranger, recheck(stranger, 2, t0.Add(-time.Minute))), cursor: func() store.ChangeCursor { c := seen; c.Noticed = 2; return c }(), isSeen: true, configured: true},
 		{name: "recheck already looked at", ch: change(2, stranger, recheck(trusted, 2, t0.Add(-40*time.Minute))), cursor: func() store.ChangeCursor { c := seen; c.Noticed = 2; return c }(), isSeen: true, configured: true},
 		{name: "first sight: an old recheck triggers nothing (defect 1)", ch: change(2, stranger, recheck(trusted, 2, t0.Add(-10*time.Minute))), isSeen: false, configured: true,
-			want:       []want{{IntentNotice, 2, ""}},
-			wantCursor: func(c store.ChangeCursor) bool { return c.FirstSeen.Equal(t0) && c.MessagesSeen.Equal(t0.Add(-10*time.Minute)) }},
+			want: []want{{IntentNotice, 2, ""}},
+			wantCursor: func(c store.ChangeCursor) bool {
+				return c.FirstSeen.Equal(t0) && c.MessagesSeen.Equal(t0.Add(-10*time.Minute))
+			}},
 		{name: "a recheck older than the look-back triggers nothing", ch: change(2, stranger, recheck(trusted, 2, t0.Add(-3*time.Hour))), cursor: store.ChangeCursor{Change: 123, FirstSeen: t0.Add(-24 * time.Hour), Noticed: 2}, isSeen: true, configured: true},
 		{name: "recheck of a trusted patch set reruns it", ch: change(2, trusted, recheck(trusted, 2, t0.Add(-time.Minute))), cursor: func() store.ChangeCursor { c := seen; c.Triggered = 2; return c }(), isSeen: true, upTrusted: true, configured: true,
 			want: []want{{IntentDeploy, 2, run.TriggerRecheck}}},
