@@ -37,10 +37,21 @@ type Gerrit struct {
 	Username     string   `yaml:"username"`
 	PasswordEnv  string   `yaml:"password_env"`
 	PasswordFile string   `yaml:"password_file"`
-	PollInterval Duration `yaml:"poll_interval"` // default 30s
+	PollInterval Duration `yaml:"poll_interval"` // default 30s; 5m with stream_events
 	VoteLabel    string   `yaml:"vote_label"`    // default Verified
 	DryRun       bool     `yaml:"dry_run"`       // never write to Gerrit
 	Lookback     Duration `yaml:"lookback"`      // first start only; default 1h
+	// StreamEvents, when set, listens to `gerrit stream-events` over SSH
+	// (as gerrit.username) to react within a second; poll_interval is then
+	// the period of the REST reconcile.
+	StreamEvents *StreamEvents `yaml:"stream_events"`
+}
+
+// StreamEvents is Gerrit's SSH event stream.
+type StreamEvents struct {
+	Address        string `yaml:"address"`          // Gerrit's SSH host:port, usually port 29418
+	PrivateKeyFile string `yaml:"private_key_file"` // the account's unencrypted SSH private key
+	KnownHostsFile string `yaml:"known_hosts_file"` // Gerrit's host key(s), OpenSSH known_hosts format
 }
 
 // Project is one Gerrit project whose patch sets ductbot deploys.

@@ -32,6 +32,9 @@ func (c *Config) applyDefaults() {
 	g := &c.Gerrit
 	if g.PollInterval == 0 {
 		g.PollInterval = Duration(DefaultPollInterval)
+		if g.StreamEvents != nil {
+			g.PollInterval = Duration(DefaultStreamPollInterval)
+		}
 	}
 	if g.Lookback == 0 {
 		g.Lookback = Duration(DefaultLookback)
@@ -158,6 +161,11 @@ func (c *Config) Validate() Errors {
 	}
 	if c.Gerrit.PollInterval.D() < time.Second {
 		add("gerrit.poll_interval", "must be at least 1s, got %s", c.Gerrit.PollInterval.D())
+	}
+	if se := c.Gerrit.StreamEvents; se != nil {
+		for _, p := range checkStreamEvents(*se, c.Gerrit.Username) {
+			add("gerrit.stream_events"+p.key, "%s", p.msg)
+		}
 	}
 
 	// components

@@ -33,6 +33,7 @@ type app struct {
 	cluster  *k8s.Client
 	gerrit   *gerrit.Client
 	poller   *gerrit.Poller
+	stream   *gerrit.Stream // nil without gerrit.stream_events
 	engine   *pipeline.Engine
 	router   *commands.Router
 	adapters []adapters.Adapter
@@ -127,7 +128,32 @@ func newApp(ctx context.Context, cfg *config.Config, o appOptions) (_ *app, err 
 				a.metrics.GerritPollErrors.Inc()
 			}
 		},
+		OnCycle: func(reason string, d time.Duration, _ error) {
+			a.metrics.GerritReconcileDuration.WithLabelValues(reason).Observe(d.Seconds())
+		},
 	})
+	if se := cfg.Gerrit.StreamEvents; se != nil {
+		// Events only hint at changes: the poller reads each through REST
+		// and hands it to the same handler, and reconciles from its
+		// watermark after every (re)connect. /readyz does not depend on
+		// the stream: REST polling goes on while it reconnects.
+		a.stream, err = gerrit.NewStream(a.poller, gerrit.StreamOptions{
+			Address: se.Address, Username: cfg.Gerrit.Username, PrivateKeyFile: se.PrivateKeyFile,
+			KnownHostsFile: se.KnownHostsFile, Projects: projects, Logger: log,
+			OnConnected: func(up bool) {
+				if up {
+					a.metrics.GerritStreamConnected.Set(1)
+				} else {
+					a.metrics.GerritStreamConnected.Set(0)
+				}
+			},
+			OnEvent:     func(typ string) { a.metrics.GerritStreamEvents.WithLabelValues(typ).Inc() },
+			OnReconnect: a.metrics.GerritStreamReconnects.Inc,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("gerrit.stream_events: %w", err)
+		}
+	}
 
 	w := web.New(web.Options{
 		Store: a.store, Metrics: a.metrics, PublicURL: cfg.Web.PublicURL, GerritURL: cfg.Gerrit.URL, Logger: log,
@@ -197,6 +223,9 @@ func (a *app) run(ctx context.Context, grace time.Duration) error {
 		return nil
 	})
 	goRun("gerrit poller", func() error { return a.poller.Run(ctx, a.engine.HandleChange) })
+	if a.stream != nil {
+		goRun("gerrit stream", func() error { return a.stream.Run(ctx) })
+	}
 	for _, ad := range a.adapters {
 		goRun(ad.Name()+" chat", func() error { return ad.Run(ctx, a.router) })
 	}

@@ -278,7 +278,7 @@ func (s *Stream) session(ctx context.Context) (time.Duration, error) {
 				// The stream has been up a while: whatever happened
 				// since the last event it (or an earlier stream) saw is
 				// read through REST now.
-				s.poller.Reconcile("stream connected")
+				s.poller.Reconcile("connected")
 			case <-tick.C:
 				if err := s.keepalive(client, done); err != nil {
 					kaMu.Lock()
@@ -494,7 +494,7 @@ func (s *Stream) invalid(what string, line []byte) {
 		attrs = append(attrs, slog.String("line", quoteBounded(line, 200)))
 	}
 	s.log.Warn("skipping an unreadable gerrit stream-events line; a reconcile will catch up", attrs...)
-	s.poller.Reconcile("unreadable event")
+	s.poller.Reconcile("unreadable-event")
 }
 
 // handleLine turns one line into a hint or a reconcile request.
@@ -525,7 +525,7 @@ func (s *Stream) handleLine(line []byte) {
 		// Gerrit did not say which change: read what changed since the
 		// watermark instead.
 		s.log.Warn("a gerrit event names no change number; reconciling through REST", slog.String("type", typ))
-		s.poller.Reconcile("event without a change number")
+		s.poller.Reconcile("event-without-change")
 	case ev.Project != "" && !inScopes(s.opts.Projects, ev.Project, ev.Branch):
 		s.log.Debug("ignoring a gerrit event for a project ductbot does not watch",
 			slog.String("type", typ), slog.Int("change", ev.Number))

@@ -205,7 +205,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func (w *streamWorld) waitConnected(reconciles int) {
 	w.t.Helper()
 	waitFor(w.t, "the stream to connect", func() bool { return w.gs.Streams() == 1 && w.connected.Load() == 1 })
-	waitFor(w.t, "the reconcile after connecting", func() bool { return w.reconciles("stream connected") >= reconciles })
+	waitFor(w.t, "the reconcile after connecting", func() bool { return w.reconciles("connected") >= reconciles })
 }
 
 func (w *streamWorld) reconciles(reason string) int {
@@ -248,7 +248,7 @@ func TestStreamUploadWithLongPollInterval(t *testing.T) {
 	cycles := len(w.reasons)
 	w.mu.Unlock()
 	if cycles != 2 { // at start, and once connected
-		t.Errorf("poll cycles %v, want [start, stream connected]: the uploads must come from events", w.reasons)
+		t.Errorf("poll cycles %v, want [start connected]: the uploads must come from events", w.reasons)
 	}
 }
 

@@ -20,6 +20,11 @@ type Metrics struct {
 	ChatMessages       *prometheus.CounterVec // labels: network, outcome (sent|dropped|retried)
 	SweepRemovals      *prometheus.CounterVec // label: policy
 	SweepSkips         *prometheus.CounterVec // label: reason
+
+	GerritStreamConnected   prometheus.Gauge       // 1 while the SSH event stream runs
+	GerritStreamEvents      *prometheus.CounterVec // label: type (Gerrit's, or other, invalid)
+	GerritStreamReconnects  prometheus.Counter
+	GerritReconcileDuration *prometheus.HistogramVec // seconds per poll cycle; label: reason
 }
 
 // New makes the collectors and registers them, with the Go and process
@@ -58,12 +63,26 @@ func New() *Metrics {
 		SweepSkips: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ductbot_sweep_skips_total", Help: "Environments a sweep skipped, by reason.",
 		}, []string{"reason"}),
+		GerritStreamConnected: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ductbot_gerrit_stream_connected", Help: "1 while the Gerrit stream-events connection runs, else 0.",
+		}),
+		GerritStreamEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ductbot_gerrit_stream_events_total", Help: "Lines read from Gerrit's event stream, by event type (other: a type ductbot ignores; invalid: unreadable).",
+		}, []string{"type"}),
+		GerritStreamReconnects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ductbot_gerrit_stream_reconnects_total", Help: "Connection attempts to Gerrit's event stream after the first.",
+		}),
+		GerritReconcileDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "ductbot_gerrit_reconcile_duration_seconds", Help: "Time of one REST reconcile (poll cycle: query and handling), by why it ran.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"reason"}),
 	}
 	m.Registry.MustRegister(
 		prometheus.NewGoCollector(),
 		prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}),
 		m.RunsTotal, m.DeployDuration, m.TestDuration, m.QueueDepth, m.LiveEnvs,
 		m.GerritPollDuration, m.GerritPollErrors, m.ChatMessages, m.SweepRemovals, m.SweepSkips,
+		m.GerritStreamConnected, m.GerritStreamEvents, m.GerritStreamReconnects, m.GerritReconcileDuration,
 	)
 	return m
 }
