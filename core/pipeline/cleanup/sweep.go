@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -37,11 +38,19 @@ type Store interface {
 	PruneRuns(ctx context.Context, before time.Time) (int, error)
 }
 
-// Gerrit looks changes up in batches; a change absent from the map is
-// unknown, never merged.
+// Gerrit looks changes up in batches (a change absent from the map is
+// unknown, never merged) and queries them (for the changes closed since
+// the last sweep). *gerrit.Client implements it.
 type Gerrit interface {
 	Changes(ctx context.Context, numbers []int) (map[int]*gerrit.Change, error)
+	Query(ctx context.Context, q gerrit.Query) ([]gerrit.Change, error)
 }
+
+var _ Gerrit = (*gerrit.Client)(nil)
+
+// closedOverlap is how far before the newest closed change it saw a sweep
+// asks Gerrit again, for changes its index shows a little late.
+const closedOverlap = 2 * time.Minute
 
 // Cluster is the part of the Kubernetes client a sweep uses. Share one
 // *k8s.Client with the run engine: its per-release lock then makes a
@@ -103,6 +112,17 @@ type Sweeper struct {
 	opts Options
 	log  *slog.Logger
 	mu   sync.Mutex // held for the length of a sweep
+
+	// What Gerrit said in earlier sweeps, so that a sweep asks only about
+	// what changed (guarded by mu; in memory, so a restarted ductbot's
+	// first sweep looks every change up once):
+	//   - known: the last state read of each change whose environments
+	//     need one;
+	//   - closedSince: Gerrit's Updated time of the newest merged or
+	//     abandoned change a sweep's query returned, set first from the
+	//     first lookup that returned anything; zero until then.
+	known       map[int]ChangeState
+	closedSince time.Time
 }
 
 // New returns a Sweeper. It panics if a required option is missing, a
@@ -121,7 +141,7 @@ func New(opts Options) *Sweeper {
 		opts.Concurrency = DefaultConcurrency
 	}
 	opts.Policy.TeardownTimeout = orDefault(opts.Policy.TeardownTimeout, DefaultTeardownTimeout)
-	return &Sweeper{opts: opts, log: opts.Logger.With("component", "cleanup")}
+	return &Sweeper{opts: opts, log: opts.Logger.With("component", "cleanup"), known: map[int]ChangeState{}}
 }
 
 // Sweep runs one sweep, started by by (such as "cron" or a chat identity):
@@ -209,15 +229,85 @@ func (s *Sweeper) observe(ctx context.Context, log *slog.Logger) (*observation, 
 		log.Error("cannot list pending releases; none repaired this sweep", "err", err)
 	}
 
-	// Ask Gerrit only about the changes whose decision depends on it.
-	var numbers []int
+	s.observeGerrit(ctx, log, o)
+	return o, errors.Join(errs...)
+}
+
+// observeGerrit fills o.changes for the environments whose decision
+// depends on Gerrit, asking Gerrit as little as it can:
+//
+//  1. one query for the changes merged or abandoned since the newest one
+//     an earlier sweep saw (minus closedOverlap), in the projects of those
+//     environments: with nothing closed, that is the sweep's one request;
+//  2. a lookup by number (one request per 50) of the changes no sweep has
+//     read yet: all of them in a new Sweeper's first sweep, then only new
+//     environments' changes;
+//  3. a lookup by number of the changes whose environment would now be
+//     removed on a state read in an earlier sweep (a merge whose grace has
+//     passed, an idle environment), since the change may have been
+//     restored or have had activity since: a removal always rests on what
+//     Gerrit says in this sweep.
+//
+// Whatever a failed request should have told is unknown: those
+// environments are skipped, as when a lookup fails.
+func (s *Sweeper) observeGerrit(ctx context.Context, log *slog.Logger, o *observation) {
+	p := s.opts.Policy
+	needed := map[int]bool{}
+	projects := map[string]bool{}
 	for _, env := range o.envs {
-		if Decide(o.now, env, ChangeState{}, s.opts.Policy).Skip {
-			numbers = append(numbers, env.Change)
+		if Decide(o.now, env, ChangeState{}, p).Skip {
+			needed[env.Change] = true
+			projects[env.Project] = true
 		}
 	}
-	slices.Sort(numbers)
-	numbers = slices.Compact(numbers)
+	for n := range s.known {
+		if !needed[n] {
+			delete(s.known, n) // no environment needs it any more
+		}
+	}
+	if len(needed) == 0 {
+		return
+	}
+	fresh := map[int]bool{}
+	if (p.Merged || p.Abandoned) && !s.closedSince.IsZero() {
+		q := gerrit.Query{Closed: true, After: s.closedSince.Add(-closedOverlap)}
+		if !projects[""] {
+			q.Projects = slices.Sorted(maps.Keys(projects))
+		}
+		closed, err := s.opts.Gerrit.Query(ctx, q)
+		if err != nil {
+			log.Warn("asking Gerrit which changes closed failed; skipping the environments that depend on it", "since", q.After, "err", err)
+			for n := range needed {
+				o.lookupErrs[n] = err
+			}
+		}
+		for _, ch := range closed {
+			if ch.Updated.After(s.closedSince) {
+				s.closedSince = ch.Updated
+			}
+			if needed[ch.Number] {
+				s.known[ch.Number] = ChangeState{Known: true, Status: ch.Status, Updated: ch.Updated}
+				fresh[ch.Number] = true
+			}
+		}
+	}
+	lookup := map[int]bool{}
+	for n := range needed {
+		if _, ok := s.known[n]; !ok {
+			lookup[n] = true
+		}
+	}
+	for _, env := range o.envs {
+		n := env.Change
+		st, ok := s.known[n]
+		if !needed[n] || !ok || fresh[n] || o.lookupErrs[n] != nil {
+			continue
+		}
+		if d := Decide(o.now, env, st, p); d.Remove && d.Policy != PolicyTTL && d.Policy != PolicyResume {
+			lookup[n] = true
+		}
+	}
+	numbers := slices.Sorted(maps.Keys(lookup))
 	for batch := range slices.Chunk(numbers, gerritBatch) {
 		got, err := s.opts.Gerrit.Changes(ctx, batch)
 		if err != nil {
@@ -227,11 +317,38 @@ func (s *Sweeper) observe(ctx context.Context, log *slog.Logger) (*observation, 
 			}
 			continue
 		}
-		for n, ch := range got {
-			o.changes[n] = ChangeState{Known: true, Status: ch.Status, Updated: ch.Updated}
+		var newest time.Time
+		for _, n := range batch {
+			ch, ok := got[n]
+			if !ok {
+				delete(s.known, n) // unknown now: asked again next sweep
+				continue
+			}
+			s.known[n] = ChangeState{Known: true, Status: ch.Status, Updated: ch.Updated}
+			fresh[n] = true
+			if ch.Updated.After(newest) {
+				newest = ch.Updated
+			}
+		}
+		if s.closedSince.IsZero() && !newest.IsZero() {
+			// The first states known: a change closed after this lookup
+			// is updated after it, so the queries of the next sweeps,
+			// from here, find it. (Once set, only the query moves it: a
+			// later lookup comes after that sweep's query, so it cannot
+			// miss what closed before.)
+			s.closedSince = newest
 		}
 	}
-	return o, errors.Join(errs...)
+	for n := range needed {
+		if fresh[n] {
+			delete(o.lookupErrs, n) // read in this sweep, whatever else failed
+		} else if o.lookupErrs[n] != nil {
+			continue
+		}
+		if st, ok := s.known[n]; ok {
+			o.changes[n] = st
+		}
+	}
 }
 
 // carryOut runs the plan and returns what really happened: a removal or
