@@ -2,8 +2,10 @@
 // without a container runtime: etcd, kube-apiserver (RBAC on),
 // kube-controller-manager and kube-scheduler, with kwok simulating a node and
 // its pods. Deployments become ready, `helm test` hook pods end Succeeded or
-// Failed as their sim.ductbot.dev/outcome annotation asks, and pods annotated
-// with sim.ductbot.dev/log serve those lines as their log.
+// Failed as their sim.ductbot.dev/outcome annotation asks, pods annotated
+// with sim.ductbot.dev/log serve those lines as their log, and pods
+// annotated with sim.ductbot.dev/mode crash-loop, fail to pull their image
+// or never become Ready.
 //
 // Tests import it (usually once per package, from TestMain); `ductbot dev
 // cluster` runs one by hand. Every process it starts is stopped by Stop, by
@@ -55,8 +57,26 @@ const (
 	DurationAnnotation = "sim.ductbot.dev/duration"
 	// LogAnnotation on any pod: the lines its containers print.
 	LogAnnotation = "sim.ductbot.dev/log"
+	// ModeAnnotation on any pod: how it misbehaves, as a broken service
+	// does. See the Mode constants; absent or "" means normal.
+	ModeAnnotation = "sim.ductbot.dev/mode"
 	// NodeName is the simulated node pods are scheduled to.
 	NodeName = "kwok-node-0"
+)
+
+// The values of ModeAnnotation (the example chart's
+// <component>.simulate.mode).
+const (
+	// ModeCrash: the containers start, exit with status 1 a second later
+	// and wait three seconds in CrashLoopBackOff, again and again, with a
+	// growing restart count and a BackOff warning event each time.
+	ModeCrash = "crash"
+	// ModeImageMissing: the image cannot be pulled: ErrImagePull, then
+	// ImagePullBackOff, again and again; the pod stays Pending.
+	ModeImageMissing = "image-missing"
+	// ModeNeverReady: the containers run and are never Ready (a failing
+	// readiness probe, with an Unhealthy warning event).
+	ModeNeverReady = "never-ready"
 )
 
 // Options controls Start.

@@ -127,7 +127,9 @@ func (c *Cluster) publishLog(ctx context.Context, dc dynamic.Interface, pod *cor
 		"apiVersion": "kwok.x-k8s.io/v1alpha1",
 		"kind":       "Logs",
 		"metadata":   map[string]any{"name": pod.Name, "namespace": pod.Namespace},
-		"spec":       map[string]any{"logs": []any{map[string]any{"logsFile": path}}},
+		// The same lines for the previous instance of a restarted
+		// container (`kubectl logs --previous`).
+		"spec": map[string]any{"logs": []any{map[string]any{"logsFile": path, "previousLogsFile": path}}},
 	}}
 	res := dc.Resource(logsGVR).Namespace(pod.Namespace)
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)

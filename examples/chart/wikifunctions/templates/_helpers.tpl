@@ -19,6 +19,37 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
+{{/* Pod annotations that only ductbot's local (simulated) cluster reads:
+     <component>.simulate.mode makes the component's pods misbehave the way
+     a broken service does. "" (the default) adds nothing.
+       crash          containers exit 1 again and again (CrashLoopBackOff,
+                      growing restart count); their log says "simulated crash"
+       image-missing  the image cannot be pulled (ErrImagePull, ImagePullBackOff)
+       never-ready    Running, never Ready (the readiness probe keeps failing)
+     <component>.simulate.log replaces the lines the pods print. */}}
+{{- define "wikifunctions.simulate" -}}
+{{- $sim := .values.simulate | default dict -}}
+{{- $mode := $sim.mode | default "" -}}
+{{- if not (has $mode (list "" "crash" "image-missing" "never-ready")) -}}
+{{- fail (printf "%s.simulate.mode is %q; use \"\", crash, image-missing or never-ready" .component $mode) -}}
+{{- end -}}
+{{- $log := $sim.log | default "" -}}
+{{- if and (not $log) (eq $mode "crash") -}}
+{{- $log = printf "%s: starting %s:%s\n%s: simulated crash: exiting with status 1" .component .values.image.repository (toString .values.image.tag) .component -}}
+{{- else if and (not $log) (eq $mode "never-ready") -}}
+{{- $log = printf "%s: starting %s:%s\n%s: waiting for a dependency; not ready yet" .component .values.image.repository (toString .values.image.tag) .component -}}
+{{- end -}}
+{{- if or $mode $log -}}
+annotations:
+  {{- with $mode }}
+  sim.ductbot.dev/mode: {{ . | quote }}
+  {{- end }}
+  {{- with $log }}
+  sim.ductbot.dev/log: {{ . | quote }}
+  {{- end }}
+{{- end -}}
+{{- end -}}
+
 {{/* A Deployment and a Service for one component.
      Arguments: root (the top context), component (its name), values, env. */}}
 {{- define "wikifunctions.component" -}}
@@ -39,6 +70,9 @@ spec:
       labels:
         {{- include "wikifunctions.labels" .root | nindent 8 }}
         {{- include "wikifunctions.selector" . | nindent 8 }}
+      {{- with include "wikifunctions.simulate" . }}
+      {{- . | nindent 6 }}
+      {{- end }}
     spec:
       containers:
         - name: {{ .component }}
