@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ductbot/ductbot/core/run"
@@ -55,4 +56,11 @@ func matrixOf(s string) (run.Matrix, error) {
 		return nil, nil
 	}
 	return m, nil
+}
+
+// textArg is text from outside (a commit subject, an error, a test log) as
+// both databases store it: valid UTF-8 without NUL bytes, which PostgreSQL
+// refuses in text. Each bad byte becomes U+FFFD.
+func textArg(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }

@@ -52,28 +52,22 @@ func (s *Store) PutEnv(ctx context.Context, e *run.Env) error {
 	if e.Name == "" {
 		return errors.New("put env: empty name")
 	}
-	matrix, err := matrixArg(e.Matrix)
+	now := utc(s.now())
+	rec := *e
+	if rec.CreatedAt.IsZero() {
+		rec.CreatedAt = now // a new record's; an existing one keeps its own
+	}
+	rec.UpdatedAt = now
+	args, err := envArgs(&rec)
 	if err != nil {
 		return fmt.Errorf("put env %s: %w", e.Name, err)
 	}
-	now := utc(s.now())
-	created := timeArg(e.CreatedAt)
 	var stored int64
-	err = s.w.QueryRowContext(ctx, `INSERT INTO envs (`+envColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, COALESCE(?, ?), ?, ?, ?, ?)
-		ON CONFLICT (name) DO UPDATE SET
-			namespace = excluded.namespace, release = excluded.release, kind = excluded.kind,
-			project = excluded.project, change_number = excluded.change_number,
-			patch_set = excluded.patch_set, revision = excluded.revision, subject = excluded.subject,
-			owner = excluded.owner, matrix = excluded.matrix, url = excluded.url, status = excluded.status,
-			protected = excluded.protected, requested_by = excluded.requested_by,
-			created_at = COALESCE(?, envs.created_at), updated_at = excluded.updated_at,
-			active_at = excluded.active_at, expires_at = excluded.expires_at, gone_at = excluded.gone_at
+	err = s.w.QueryRowContext(ctx, `INSERT INTO envs (`+envColumns+`) VALUES (`+envValues+`)
+		ON CONFLICT (name) DO UPDATE SET `+envUpsert+`,
+			created_at = COALESCE(?, envs.created_at)
 		RETURNING created_at`,
-		e.Name, e.Namespace, e.Release, string(e.Kind), e.Project, e.Change, e.PatchSet, e.Revision,
-		e.Subject, e.Owner, matrix, e.URL, string(e.Status), e.Protected, e.RequestedBy,
-		created, now.UnixNano(), now.UnixNano(), timeArg(e.ActiveAt), timeArg(e.ExpiresAt), timeArg(e.GoneAt),
-		created,
+		append(args, timeArg(e.CreatedAt))...,
 	).Scan(&stored)
 	if err != nil {
 		return fmt.Errorf("put env %s: %w", e.Name, err)
@@ -81,6 +75,31 @@ func (s *Store) PutEnv(ctx context.Context, e *run.Env) error {
 	e.CreatedAt = timeOf(sql.NullInt64{Int64: stored, Valid: true})
 	e.UpdatedAt = now
 	return nil
+}
+
+// envValues are the placeholders of envColumns.
+const envValues = `?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?`
+
+// envUpsert sets every column but name and created_at from the row an
+// INSERT proposed.
+const envUpsert = `namespace = excluded.namespace, release = excluded.release, kind = excluded.kind,
+	project = excluded.project, change_number = excluded.change_number,
+	patch_set = excluded.patch_set, revision = excluded.revision, subject = excluded.subject,
+	owner = excluded.owner, matrix = excluded.matrix, url = excluded.url, status = excluded.status,
+	protected = excluded.protected, requested_by = excluded.requested_by,
+	updated_at = excluded.updated_at,
+	active_at = excluded.active_at, expires_at = excluded.expires_at, gone_at = excluded.gone_at`
+
+// envArgs returns the values of every column, in envColumns order. A zero
+// CreatedAt or UpdatedAt is written as the zero time (0), not NULL.
+func envArgs(e *run.Env) ([]any, error) {
+	matrix, err := matrixArg(e.Matrix)
+	if err != nil {
+		return nil, err
+	}
+	return []any{e.Name, e.Namespace, e.Release, string(e.Kind), e.Project, e.Change, e.PatchSet, e.Revision,
+		textArg(e.Subject), textArg(e.Owner), matrix, e.URL, string(e.Status), e.Protected, e.RequestedBy,
+		timeArg(e.CreatedAt).Int64, timeArg(e.UpdatedAt).Int64, timeArg(e.ActiveAt), timeArg(e.ExpiresAt), timeArg(e.GoneAt)}, nil
 }
 
 // GetEnv returns the environment with the given name, or ErrNotFound.
@@ -243,38 +262,38 @@ func (s *Store) CreateOrReviveEnv(ctx context.Context, e *run.Env) (created bool
 	if e.Name == "" {
 		return false, errors.New("create or revive env: empty name")
 	}
-	matrix, err := matrixArg(e.Matrix)
+	now := utc(s.now())
+	fresh := *e
+	fresh.Protected, fresh.GoneAt, fresh.UpdatedAt = false, time.Time{}, now
+	if fresh.CreatedAt.IsZero() {
+		fresh.CreatedAt = now
+	}
+	args, err := envArgs(&fresh)
 	if err != nil {
 		return false, fmt.Errorf("create or revive env %s: %w", e.Name, err)
 	}
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		var status string
-		err := tx.QueryRowContext(ctx, `SELECT status FROM envs WHERE name = ?`, e.Name).Scan(&status)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-		case err != nil:
-			return err
-		case run.EnvStatus(status) != run.EnvGone:
-			_, err := tx.ExecContext(ctx, `UPDATE envs SET kind = ?, project = ?, change_number = ?,
-				subject = ?, owner = ?, matrix = ?, url = ?,
-				requested_by = CASE WHEN ? = '' THEN requested_by ELSE ? END,
-				active_at = COALESCE(?, active_at), expires_at = COALESCE(?, expires_at)
-				WHERE name = ?`,
-				string(e.Kind), e.Project, e.Change, e.Subject, e.Owner, matrix, e.URL,
-				e.RequestedBy, e.RequestedBy, timeArg(e.ActiveAt), timeArg(e.ExpiresAt), e.Name)
+	matrix, _ := matrixArg(e.Matrix) // envArgs encoded it already
+	err = s.inTx(ctx, func(tx txn) error {
+		// Insert, or replace a gone record whole. A live record is left
+		// alone here but locked until the transaction ends, also on
+		// PostgreSQL, so it cannot go in between.
+		res, err := tx.ExecContext(ctx, `INSERT INTO envs (`+envColumns+`) VALUES (`+envValues+`)
+			ON CONFLICT (name) DO UPDATE SET `+envUpsert+`, created_at = excluded.created_at
+			WHERE envs.status = ?`, append(args, string(run.EnvGone))...)
+		if err != nil {
 			return err
 		}
-		now := utc(s.now())
-		createdAt := e.CreatedAt
-		if createdAt.IsZero() {
-			createdAt = now
+		if n, err := res.RowsAffected(); err != nil || n == 1 {
+			created = err == nil
+			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO envs (`+envColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, NULL)`,
-			e.Name, e.Namespace, e.Release, string(e.Kind), e.Project, e.Change, e.PatchSet, e.Revision,
-			e.Subject, e.Owner, matrix, e.URL, string(e.Status), e.RequestedBy,
-			timeArg(createdAt), now.UnixNano(), timeArg(e.ActiveAt), timeArg(e.ExpiresAt))
-		created = err == nil
+		_, err = tx.ExecContext(ctx, `UPDATE envs SET kind = ?, project = ?, change_number = ?,
+			subject = ?, owner = ?, matrix = ?, url = ?,
+			requested_by = CASE WHEN ? = '' THEN requested_by ELSE ? END,
+			active_at = COALESCE(?, active_at), expires_at = COALESCE(?, expires_at)
+			WHERE name = ?`,
+			string(e.Kind), e.Project, e.Change, textArg(e.Subject), textArg(e.Owner), matrix, e.URL,
+			e.RequestedBy, e.RequestedBy, timeArg(e.ActiveAt), timeArg(e.ExpiresAt), e.Name)
 		return err
 	})
 	if err != nil {

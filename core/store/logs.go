@@ -6,20 +6,19 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/ductbot/ductbot/core/run"
 	"github.com/ductbot/ductbot/internal/text"
 )
 
-// boundLogs returns a copy of logs whose texts are valid UTF-8 and at most
-// budget bytes together (budget <= 0: no limit). The budget is shared
+// boundLogs returns a copy of logs whose texts are valid UTF-8 without NUL
+// bytes (textArg) and at most budget bytes together (budget <= 0: no limit). The budget is shared
 // max-min fairly: going from the shortest log up, each gets the smaller of
 // its length and an even share of what is left.
 func boundLogs(logs []run.TestLog, budget int) []run.TestLog {
 	out := make([]run.TestLog, len(logs))
 	for i, l := range logs {
-		l.Log = strings.ToValidUTF8(l.Log, "\uFFFD")
+		l.Pod, l.Phase, l.Log = textArg(l.Pod), textArg(l.Phase), textArg(l.Log)
 		out[i] = l
 	}
 	if budget <= 0 {
@@ -47,7 +46,8 @@ func boundLogs(logs []run.TestLog, budget int) []run.TestLog {
 // given order. The RunID fields of logs are ignored. It fails with
 // ErrNotFound if there is no such run.
 //
-// Logs are stored as valid UTF-8 and, together, within the limit
+// Logs are stored as valid UTF-8 without NUL bytes (each bad byte becomes
+// U+FFFD) and, together, within the limit
 // SetMaxLogBytes sets (pod names and phases not counted): each pod gets an
 // even share of it, and what a pod with a shorter log leaves goes to the
 // others. A log longer than its share keeps its head and its tail with a
@@ -55,7 +55,7 @@ func boundLogs(logs []run.TestLog, budget int) []run.TestLog {
 // changed.
 func (s *Store) PutTestLogs(ctx context.Context, runID int64, logs []run.TestLog) error {
 	logs = boundLogs(logs, int(s.maxLogBytes.Load()))
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx txn) error {
 		var one int
 		err := tx.QueryRowContext(ctx, `SELECT 1 FROM runs WHERE id = ?`, runID).Scan(&one)
 		if errors.Is(err, sql.ErrNoRows) {

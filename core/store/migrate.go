@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"strconv"
 	"strings"
@@ -11,19 +10,32 @@ import (
 
 // step is one schema step: SQL, then optionally Go code that moves data
 // the SQL cannot (parsing, say). Both run in the migration's transaction.
+//
+// The SQL is written once for both databases. Where their types differ it
+// says so with a word in braces that each dialect spells its own way:
+//
+//	{run id}         the runs table's key: never reused, issued in order
+//	{run ref}        a column holding a run's id
+//	{bool}           a flag
+//	{nanos}          a time: UTC unix nanoseconds, NULL for the zero time
+//	{key text}       text that is a key and sorts byte by byte
+//	{without rowid}  after a table with a composite or text key: SQLite's
+//	                 storage hint, nothing elsewhere
 type step struct {
 	sql  string
-	data func(ctx context.Context, tx *sql.Tx, now time.Time) error
+	data func(ctx context.Context, tx txn, now time.Time) error
 }
 
-// migrations are the schema steps, in order. The file's PRAGMA user_version
-// is the number of steps applied. Never edit a released step; append a new
-// one.
+// migrations are the schema steps, in order: each database records how
+// many it has applied (SQLite in PRAGMA user_version, PostgreSQL in the
+// schema_version table) and applies the rest at Open, so each database has
+// its own history of the same steps. Never edit a released step; append a
+// new one.
 var migrations = []step{
 	// 1: runs, environments, test logs, key/values.
 	{sql: `
 CREATE TABLE runs (
-	id            INTEGER PRIMARY KEY AUTOINCREMENT,
+	id            {run id},
 	env           TEXT    NOT NULL,
 	project       TEXT    NOT NULL,
 	change_number INTEGER NOT NULL,
@@ -34,18 +46,17 @@ CREATE TABLE runs (
 	matrix        TEXT    NOT NULL, -- JSON object
 	trigger_kind  TEXT    NOT NULL,
 	requested_by  TEXT    NOT NULL,
-	test_only     INTEGER NOT NULL,
+	test_only     {bool}  NOT NULL,
 	state         TEXT    NOT NULL,
 	result        TEXT    NOT NULL,
 	attempts      INTEGER NOT NULL,
 	detail        TEXT    NOT NULL,
-	reported      INTEGER NOT NULL,
-	-- times are UTC unix nanoseconds; NULL is the zero time
-	created_at    INTEGER NOT NULL,
-	started_at    INTEGER,
-	deployed_at   INTEGER,
-	tested_at     INTEGER,
-	finished_at   INTEGER
+	reported      {bool}  NOT NULL,
+	created_at    {nanos} NOT NULL,
+	started_at    {nanos},
+	deployed_at   {nanos},
+	tested_at     {nanos},
+	finished_at   {nanos}
 );
 CREATE INDEX runs_by_env ON runs (env, id);
 CREATE INDEX runs_by_change ON runs (change_number, patch_set);
@@ -53,94 +64,93 @@ CREATE INDEX runs_unfinished ON runs (id) WHERE state <> 'done';
 CREATE INDEX runs_by_finished ON runs (finished_at) WHERE state = 'done';
 
 CREATE TABLE test_logs (
-	run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+	run_id {run ref} NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
 	seq    INTEGER NOT NULL,
 	pod    TEXT    NOT NULL,
 	phase  TEXT    NOT NULL,
 	log    TEXT    NOT NULL,
 	PRIMARY KEY (run_id, seq)
-) WITHOUT ROWID;
+){without rowid};
 
 CREATE TABLE envs (
-	name         TEXT    PRIMARY KEY,
-	namespace    TEXT    NOT NULL,
-	release      TEXT    NOT NULL,
-	kind         TEXT    NOT NULL,
-	project      TEXT    NOT NULL,
+	name          {key text} PRIMARY KEY,
+	namespace     TEXT    NOT NULL,
+	release       TEXT    NOT NULL,
+	kind          TEXT    NOT NULL,
+	project       TEXT    NOT NULL,
 	change_number INTEGER NOT NULL,
-	patch_set    INTEGER NOT NULL,
-	revision     TEXT    NOT NULL,
-	subject      TEXT    NOT NULL,
-	owner        TEXT    NOT NULL,
-	matrix       TEXT    NOT NULL,
-	url          TEXT    NOT NULL,
-	status       TEXT    NOT NULL,
-	protected    INTEGER NOT NULL,
-	requested_by TEXT    NOT NULL,
-	created_at   INTEGER NOT NULL,
-	updated_at   INTEGER NOT NULL,
-	active_at    INTEGER,
-	expires_at   INTEGER,
-	gone_at      INTEGER
+	patch_set     INTEGER NOT NULL,
+	revision      TEXT    NOT NULL,
+	subject       TEXT    NOT NULL,
+	owner         TEXT    NOT NULL,
+	matrix        TEXT    NOT NULL,
+	url           TEXT    NOT NULL,
+	status        TEXT    NOT NULL,
+	protected     {bool}  NOT NULL,
+	requested_by  TEXT    NOT NULL,
+	created_at    {nanos} NOT NULL,
+	updated_at    {nanos} NOT NULL,
+	active_at     {nanos},
+	expires_at    {nanos},
+	gone_at       {nanos}
 );
 CREATE INDEX envs_by_created ON envs (created_at, name);
 CREATE INDEX envs_by_change ON envs (change_number);
 
 CREATE TABLE meta (
-	key   TEXT PRIMARY KEY,
+	key   {key text} PRIMARY KEY,
 	value TEXT NOT NULL
-) WITHOUT ROWID;
+){without rowid};
 `},
 
 	// 2: reply targets and per-change cursors get their own tables; their
 	// meta rows (reply-to:, recheck-seen:, untrusted-notice:) move there.
 	{sql: `
 CREATE TABLE reply_targets (
-	run_id INTEGER PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
-	target TEXT    NOT NULL -- opaque to the store
+	run_id {run ref} PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
+	target TEXT NOT NULL -- opaque to the store
 );
 
 CREATE TABLE change_cursors (
 	change_number INTEGER PRIMARY KEY,
-	-- times are UTC unix nanoseconds; NULL is the zero time
-	first_seen    INTEGER,
-	messages_seen INTEGER,
+	first_seen    {nanos},
+	messages_seen {nanos},
 	triggered     INTEGER NOT NULL,
 	noticed       INTEGER NOT NULL
 );
 `, data: moveMetaRows},
 }
 
-// SchemaVersion is the schema version this binary writes.
+// SchemaVersion is the schema version this binary writes, on either
+// database.
 func SchemaVersion() int { return len(migrations) }
 
-// migrate applies the steps the file has not seen, all in one transaction,
-// so a failure leaves the file at its old version.
+// migrate applies the steps the database has not seen, all in one
+// transaction, so a failure leaves it at its old version.
 func (s *Store) migrate(ctx context.Context) error {
 	now := utc(s.now())
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		var have int
-		if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&have); err != nil {
-			return fmt.Errorf("read schema version of %s: %w", s.path, err)
+	return s.inTx(ctx, func(tx txn) error {
+		have, err := s.d.schemaVersion(ctx, tx)
+		if err != nil {
+			return fmt.Errorf("read schema version of %s: %w", s.name, err)
 		}
 		want := len(migrations)
 		if have > want {
-			return fmt.Errorf("%w: %s has schema version %d, this binary knows up to %d", ErrNewerSchema, s.path, have, want)
+			return fmt.Errorf("%w: %s has schema version %d, this binary knows up to %d", ErrNewerSchema, s.name, have, want)
 		}
 		for v := have; v < want; v++ {
-			if _, err := tx.ExecContext(ctx, migrations[v].sql); err != nil {
-				return fmt.Errorf("migrate %s to schema version %d: %w", s.path, v+1, err)
+			if _, err := tx.ExecContext(ctx, s.d.types.Replace(migrations[v].sql)); err != nil {
+				return fmt.Errorf("migrate %s to schema version %d: %w", s.name, v+1, err)
 			}
 			if data := migrations[v].data; data != nil {
 				if err := data(ctx, tx, now); err != nil {
-					return fmt.Errorf("migrate %s to schema version %d: %w", s.path, v+1, err)
+					return fmt.Errorf("migrate %s to schema version %d: %w", s.name, v+1, err)
 				}
 			}
 		}
 		if have < want {
-			// PRAGMA takes no parameters; want is a trusted int.
-			if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", want)); err != nil {
-				return fmt.Errorf("set schema version of %s: %w", s.path, err)
+			if err := s.d.setSchemaVersion(ctx, tx, want); err != nil {
+				return fmt.Errorf("set schema version of %s: %w", s.name, err)
 			}
 		}
 		return nil
@@ -165,7 +175,7 @@ func (s *Store) migrate(ctx context.Context) error {
 // the current patch set's upload run again. FirstSeen is now when there is
 // no recheck-seen time. A row whose key or value does not parse fails the
 // step (the file stays at version 1), naming the row.
-func moveMetaRows(ctx context.Context, tx *sql.Tx, now time.Time) error {
+func moveMetaRows(ctx context.Context, tx txn, now time.Time) error {
 	cursors := map[int]*ChangeCursor{}
 	cursor := func(change int) *ChangeCursor {
 		c := cursors[change]
@@ -182,7 +192,7 @@ func moveMetaRows(ctx context.Context, tx *sql.Tx, now time.Time) error {
 	var replies []reply
 
 	rows, err := tx.QueryContext(ctx, `SELECT key, value FROM meta
-		WHERE key GLOB 'recheck-seen:*' OR key GLOB 'untrusted-notice:*' OR key GLOB 'reply-to:*'`)
+		WHERE `+movedMetaRows)
 	if err != nil {
 		return fmt.Errorf("read meta rows to move: %w", err)
 	}
@@ -268,11 +278,16 @@ func moveMetaRows(ctx context.Context, tx *sql.Tx, now time.Time) error {
 		}
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM meta
-		WHERE key GLOB 'recheck-seen:*' OR key GLOB 'untrusted-notice:*' OR key GLOB 'reply-to:*'`); err != nil {
+		WHERE `+movedMetaRows); err != nil {
 		return fmt.Errorf("delete moved meta rows: %w", err)
 	}
 	return nil
 }
+
+// movedMetaRows selects the meta rows step 2 moves, in SQL both databases
+// speak (LIKE ignores case in SQLite).
+const movedMetaRows = `substr(key, 1, 13) = 'recheck-seen:' OR substr(key, 1, 17) = 'untrusted-notice:'
+	OR substr(key, 1, 9) = 'reply-to:'`
 
 // positive parses a decimal number greater than zero.
 func positive(s string) (int, error) {

@@ -5,9 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // PutReplyTarget stores where in chat the result of run runID goes, as an
@@ -21,7 +18,7 @@ func (s *Store) PutReplyTarget(ctx context.Context, runID int64, target string) 
 	}
 	_, err := s.w.ExecContext(ctx, `INSERT INTO reply_targets (run_id, target) VALUES (?, ?)
 		ON CONFLICT (run_id) DO UPDATE SET target = excluded.target`, runID, target)
-	if isForeignKey(err) {
+	if s.d.isForeignKey(err) {
 		return fmt.Errorf("put reply target of run %d: run %d: %w", runID, runID, ErrNotFound)
 	}
 	if err != nil {
@@ -52,10 +49,4 @@ func (s *Store) DeleteReplyTarget(ctx context.Context, runID int64) error {
 		return fmt.Errorf("delete reply target of run %d: %w", runID, err)
 	}
 	return nil
-}
-
-// isForeignKey reports whether err is SQLite's foreign key violation.
-func isForeignKey(err error) bool {
-	var se *sqlite.Error
-	return errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
 }

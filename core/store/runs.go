@@ -49,8 +49,8 @@ func runArgs(r *run.Run) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []any{r.Env, r.Project, r.Change, r.PatchSet, r.Revision, r.Subject, r.Owner,
-		matrix, string(r.Trigger), r.RequestedBy, r.TestOnly, string(r.State), string(r.Result), r.Attempts, r.Detail, r.Reported,
+	return []any{r.Env, r.Project, r.Change, r.PatchSet, r.Revision, textArg(r.Subject), textArg(r.Owner),
+		matrix, string(r.Trigger), r.RequestedBy, r.TestOnly, string(r.State), string(r.Result), r.Attempts, textArg(r.Detail), r.Reported,
 		timeArg(r.CreatedAt), timeArg(r.StartedAt), timeArg(r.DeployedAt), timeArg(r.TestedAt), timeArg(r.FinishedAt)}, nil
 }
 
@@ -70,12 +70,9 @@ func (s *Store) CreateRun(ctx context.Context, r *run.Run) error {
 	if err != nil {
 		return fmt.Errorf("create run for %s: %w", r.Env, err)
 	}
-	res, err := s.w.ExecContext(ctx, `INSERT INTO runs (`+strings.TrimPrefix(runColumns, "id, ")+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
-	if err != nil {
-		return fmt.Errorf("create run for %s: %w", r.Env, err)
-	}
-	id, err := res.LastInsertId()
+	var id int64
+	err = s.w.QueryRowContext(ctx, `INSERT INTO runs (`+strings.TrimPrefix(runColumns, "id, ")+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, args...).Scan(&id)
 	if err != nil {
 		return fmt.Errorf("create run for %s: %w", r.Env, err)
 	}
@@ -175,15 +172,21 @@ func (s *Store) RunExisted(ctx context.Context, id int64) (bool, error) {
 	if id <= 0 {
 		return false, nil
 	}
-	var last sql.NullInt64
-	err := s.r.QueryRowContext(ctx, `SELECT seq FROM sqlite_sequence WHERE name = 'runs'`).Scan(&last)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil // no run was ever created
-	}
+	last, err := s.lastRunID(ctx, s.r.txn)
 	if err != nil {
 		return false, fmt.Errorf("run %d existed: %w", id, err)
 	}
-	return id <= last.Int64, nil
+	return id <= last, nil
+}
+
+// lastRunID is the last id ever issued to a run, 0 if none was.
+func (s *Store) lastRunID(ctx context.Context, q txn) (int64, error) {
+	var last sql.NullInt64
+	err := q.QueryRowContext(ctx, s.d.lastRunID).Scan(&last)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil // no run was ever created
+	}
+	return last.Int64, err
 }
 
 // PruneRuns deletes the finished runs, with their test logs, that finished

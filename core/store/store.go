@@ -1,7 +1,9 @@
 // Package store keeps ductbot's durable state (runs, environments, test logs
-// and small key/values such as the Gerrit watermark) in one embedded SQLite
-// file. It persists what it is given and decides nothing: the pipeline owns
-// every state transition.
+// and small key/values such as the Gerrit watermark): in one embedded SQLite
+// file by default (Open), or in a PostgreSQL database that several replicas
+// share (OpenPostgres). Both are the same Store with the same behaviour; the
+// few statements that differ live in a dialect. It persists what it is given
+// and decides nothing: the pipeline owns every state transition.
 package store
 
 import (
@@ -13,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -29,14 +33,19 @@ var ErrCorrupt = errors.New("store file is not a valid SQLite database")
 // connection (another process, or a checkpoint) before giving up.
 const busyTimeout = 10 * time.Second
 
-// Store is the SQLite-backed state. It is safe for concurrent use: writes go
-// through a single connection, so concurrent writers queue in Go instead of
-// failing with SQLITE_BUSY, and reads use a separate pool that WAL mode lets
-// run alongside the writer.
+// Store is ductbot's state. It is safe for concurrent use.
+//
+// On SQLite, writes go through a single connection, so concurrent writers
+// queue in Go instead of failing with SQLITE_BUSY, and reads use a separate
+// pool that WAL mode lets run alongside the writer. On PostgreSQL both are
+// one pool, and the server orders concurrent writers, also those of other
+// replicas.
 type Store struct {
-	path string
-	w    *sql.DB // the one writer connection
-	r    *sql.DB // read-only pool
+	d    *dialect
+	name string // the file, or the database's host and name: for messages, never a password
+	path string // the SQLite file; "" on PostgreSQL
+	w    db     // writes
+	r    db     // reads
 	now  func() time.Time
 
 	maxLogBytes atomic.Int64 // per run, all pods together; <= 0: no limit
@@ -55,8 +64,8 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, err
 	}
 	w.SetMaxOpenConns(1)
-	s := &Store{path: path, w: w, now: time.Now}
-	s.maxLogBytes.Store(DefaultMaxLogBytes)
+	s := newStore(sqliteDialect, path, w)
+	s.path = path
 
 	if err := s.check(ctx); err != nil {
 		w.Close()
@@ -78,8 +87,50 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		r.Close()
 		return nil, s.classify(fmt.Errorf("open store %s for reading: %w", path, err))
 	}
-	s.r = r
+	s.r = newDB(r, s.d)
 	return s, nil
+}
+
+func newStore(d *dialect, name string, w *sql.DB) *Store {
+	s := &Store{d: d, name: name, w: newDB(w, d), r: newDB(w, d), now: time.Now}
+	s.maxLogBytes.Store(DefaultMaxLogBytes)
+	return s
+}
+
+// OpenPostgres connects to the PostgreSQL database dsn names (a URL such as
+// postgres://user:password@host:5432/ductbot?sslmode=verify-full, or
+// key=value pairs) and brings its schema up to date; replicas starting
+// together migrate one at a time. It fails with ErrNewerSchema if the
+// database's schema is newer than this binary knows. Errors name the host
+// and the database, never the password.
+func OpenPostgres(ctx context.Context, dsn string) (*Store, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		// pgx's message may quote the DSN: say only what is wrong with it.
+		return nil, errors.New("open store: the PostgreSQL DSN does not parse: want postgres://user:password@host:port/database or host=... dbname=... pairs")
+	}
+	name := fmt.Sprintf("postgres://%s/%s", hostPort(cfg), url.PathEscape(cfg.Database))
+	conn := stdlib.OpenDB(*cfg)
+	conn.SetMaxOpenConns(8)
+	conn.SetMaxIdleConns(4)
+	conn.SetConnMaxIdleTime(5 * time.Minute)
+	s := newStore(postgresDialect, name, conn)
+	if err := conn.PingContext(ctx); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("open store %s: %w", name, err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func hostPort(cfg *pgx.ConnConfig) string {
+	if cfg.Port == 0 || cfg.Port == 5432 {
+		return cfg.Host
+	}
+	return fmt.Sprintf("%s:%d", cfg.Host, cfg.Port)
 }
 
 // openDB returns a pool whose connections are set up with WAL, a busy
@@ -105,23 +156,24 @@ func openDB(path string, readOnly bool) (*sql.DB, error) {
 }
 
 // check connects and runs a quick integrity check, so a damaged file is
-// reported at start-up rather than in the middle of a run.
+// reported at start-up rather than in the middle of a run. SQLite only.
 func (s *Store) check(ctx context.Context) error {
-	if err := s.w.PingContext(ctx); err != nil {
-		return s.classify(fmt.Errorf("open store %s: %w", s.path, err))
+	if err := s.w.pool.PingContext(ctx); err != nil {
+		return s.classify(fmt.Errorf("open store %s: %w", s.name, err))
 	}
 	var res string
 	if err := s.w.QueryRowContext(ctx, "PRAGMA quick_check").Scan(&res); err != nil {
-		return s.classify(fmt.Errorf("check store %s: %w", s.path, err))
+		return s.classify(fmt.Errorf("check store %s: %w", s.name, err))
 	}
 	if res != "ok" {
-		return fmt.Errorf("%w: %s: integrity check: %s", ErrCorrupt, s.path, res)
+		return fmt.Errorf("%w: %s: integrity check: %s", ErrCorrupt, s.name, res)
 	}
 	return nil
 }
 
 // classify turns SQLite's "not a database" and "malformed" errors into
-// ErrCorrupt, keeping the original error in the chain.
+// ErrCorrupt, keeping the original error in the chain. Other errors, and
+// every PostgreSQL one, are returned as they are.
 func (s *Store) classify(err error) error {
 	var se *sqlite.Error
 	if errors.As(err, &se) {
@@ -133,9 +185,12 @@ func (s *Store) classify(err error) error {
 	return err
 }
 
-// Close closes the file. Calls after Close fail.
+// Close closes the file or the connections. Calls after Close fail.
 func (s *Store) Close() error {
-	return errors.Join(s.r.Close(), s.w.Close())
+	if s.r.pool == s.w.pool {
+		return s.w.pool.Close()
+	}
+	return errors.Join(s.r.pool.Close(), s.w.pool.Close())
 }
 
 // SetMaxLogBytes sets how many bytes of test logs PutTestLogs keeps per run,
@@ -144,20 +199,27 @@ func (s *Store) Close() error {
 // are not cut. It is safe to call while the store is in use.
 func (s *Store) SetMaxLogBytes(n int) { s.maxLogBytes.Store(int64(n)) }
 
-// Path returns the file the store was opened from.
+// Path returns the file the store was opened from; "" on PostgreSQL.
 func (s *Store) Path() string { return s.path }
 
+// Driver is "sqlite" or "postgres".
+func (s *Store) Driver() string { return s.d.name }
+
+// String names the store for messages: the file, or the PostgreSQL host and
+// database (never the password).
+func (s *Store) String() string { return s.name }
+
 // inTx runs fn in a write transaction and commits it if fn returns nil.
-func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
+func (s *Store) inTx(ctx context.Context, fn func(txn) error) error {
+	t, err := s.w.pool.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
+	if err := fn(txn{t, s.d}); err != nil {
+		_ = t.Rollback()
 		return err
 	}
-	if err := tx.Commit(); err != nil {
+	if err := t.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
