@@ -125,6 +125,18 @@ func TestChartInstall(t *testing.T) {
 	if err := admin.Deploy(ctx, rel); err != nil {
 		t.Fatalf("installing the chart: %v", err)
 	}
+	// ductbot's client labels every namespace it deploys to as one of its
+	// environments; an operator installs ductbot with helm, which does not.
+	// The guard must see ductbot's own namespace as an operator leaves it.
+	own, err := c.Client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(own.Labels, k8s.LabelManagedBy)
+	delete(own.Labels, k8s.LabelInstance)
+	if _, err := c.Client.CoreV1().Namespaces().Update(ctx, own, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()

@@ -185,8 +185,20 @@ func (e *Engine) resume(ctx context.Context) error {
 		}
 		q = append(q, queued{r.ID, r.Env})
 	}
+	// Requests may have queued runs since the store was read: each run is
+	// queued once.
 	e.mu.Lock()
-	e.queue = append(q, e.queue...)
+	queuedAlready := map[int64]bool{}
+	for _, x := range e.queue {
+		queuedAlready[x.id] = true
+	}
+	var fresh []queued
+	for _, x := range q {
+		if _, running := e.active[x.id]; !running && !queuedAlready[x.id] {
+			fresh = append(fresh, x)
+		}
+	}
+	e.queue = append(fresh, e.queue...)
 	e.metrics.QueueDepth.Set(float64(len(e.queue)))
 	e.mu.Unlock()
 	return nil

@@ -20,9 +20,11 @@ import (
 	"github.com/ductbot/ductbot/config"
 	"github.com/ductbot/ductbot/core/gerrit"
 	"github.com/ductbot/ductbot/core/k8s"
+	"github.com/ductbot/ductbot/core/metrics"
 	"github.com/ductbot/ductbot/core/pipeline"
 	"github.com/ductbot/ductbot/core/run"
 	"github.com/ductbot/ductbot/core/store"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // fakeCluster deploys and tests nothing; each release's deploys and tests
@@ -182,6 +184,7 @@ type rig struct {
 	gerrit  *fakeGerrit
 	engine  *pipeline.Engine
 	service *pipeline.Service
+	metrics *metrics.Metrics
 	cancel  context.CancelFunc
 	done    chan struct{}
 }
@@ -213,12 +216,20 @@ web: {public_url: "http://ductbot.test"}
 	return &rig{t: t, cfg: cfg, store: db, db: db, cluster: newFakeCluster(), gerrit: &fakeGerrit{changes: map[int]*gerrit.Change{}, groups: map[string][]gerrit.Account{}}}
 }
 
-func (r *rig) start() {
+// build makes the engine without running it.
+func (r *rig) build() {
+	r.metrics = metrics.New()
 	r.engine = pipeline.New(pipeline.Options{
-		Config: r.cfg, Store: r.store, Cluster: r.cluster, Gerrit: r.gerrit, Self: &self,
+		Config: r.cfg, Store: r.store, Cluster: r.cluster, Gerrit: r.gerrit, Self: &self, Metrics: r.metrics,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	r.service = pipeline.NewService(r.engine, nil)
+}
+
+func (r *rig) start() {
+	if r.engine == nil {
+		r.build()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel, r.done = cancel, make(chan struct{})
 	go func() { defer close(r.done); _ = r.engine.Run(ctx, 5*time.Second) }()
@@ -529,5 +540,22 @@ func TestPrivateChangeIsTornDown(t *testing.T) {
 	envs, err := r.store.ListEnvs(context.Background(), store.EnvFilter{Change: 12, Alive: true})
 	if err != nil || len(envs) != 0 {
 		t.Errorf("live environments of the private change: %d (err %v), want 0", len(envs), err)
+	}
+}
+
+// Runs queued while the engine starts (the watcher and chat start beside
+// it) are queued once, not again by the engine's resume.
+func TestRunsQueuedAtStartAreQueuedOnce(t *testing.T) {
+	r := newRig(t, 1, "")
+	release := r.cluster.holdDeploys("change-13")
+	defer release()
+	r.build()
+	r.upload(13, 1, alice)
+	r.upload(14, 1, alice)
+	r.start()
+	r.waitEnv("change-13", run.EnvDeploying)
+	time.Sleep(100 * time.Millisecond) // a dispatch round
+	if got := testutil.ToFloat64(r.metrics.QueueDepth); got != 1 {
+		t.Errorf("queue depth = %v with one run deploying and one waiting, want 1", got)
 	}
 }
