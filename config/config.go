@@ -26,6 +26,7 @@ type Config struct {
 	Kubernetes Kubernetes  `yaml:"kubernetes"`
 	Web        Web         `yaml:"web"`
 	State      State       `yaml:"state"`
+	HA         HA          `yaml:"ha"`
 	Report     Report      `yaml:"report"`
 	Chat       Chat        `yaml:"chat"`
 	Cleanup    Cleanup     `yaml:"cleanup"`
@@ -129,9 +130,38 @@ type Web struct {
 	PublicURL string `yaml:"public_url"` // how people reach it; default http://localhost<listen>
 }
 
-// State is where ductbot keeps what it must not forget.
+// State is where ductbot keeps what it must not forget: one SQLite file
+// (the default), or a PostgreSQL database several replicas share.
 type State struct {
-	Path string `yaml:"path"` // SQLite file; default "ductbot.db"
+	Driver string `yaml:"driver"` // "sqlite" (default) or "postgres"
+	Path   string `yaml:"path"`   // sqlite: the file; default "ductbot.db"
+	// DSNEnv or DSNFile names the environment variable or the file holding
+	// the PostgreSQL connection URL (it carries a password, so it is never
+	// written in this file). postgres only; exactly one of them.
+	DSNEnv  string `yaml:"dsn_env"`
+	DSNFile string `yaml:"dsn_file"`
+}
+
+// State drivers.
+const (
+	DriverSQLite   = "sqlite"
+	DriverPostgres = "postgres"
+)
+
+// DSN is the PostgreSQL connection URL of a postgres state.
+func (s State) DSN() (string, error) { return Secret(s.DSNEnv, s.DSNFile) }
+
+// HA runs ductbot as several replicas of which one, the holder of a
+// Kubernetes Lease, does the work: watching Gerrit, the queue, sweeps and
+// chat. Every replica serves the dashboard. It needs state.driver postgres.
+type HA struct {
+	Enabled bool `yaml:"enabled"`
+	// LeaseName is the coordination.k8s.io Lease the replicas compete for;
+	// default "<kubernetes.instance>-leader".
+	LeaseName string `yaml:"lease_name"`
+	// LeaseNamespace is where the Lease lives; default the namespace of the
+	// pod ductbot runs in.
+	LeaseNamespace string `yaml:"lease_namespace"`
 }
 
 // Report controls the Gerrit review of each run.

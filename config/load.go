@@ -134,7 +134,7 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, errs *Errors) {
 
 func unknownKeyMsg(key string, known []string) string {
 	msg := "unknown key"
-	if strings.HasSuffix(key, "password") || strings.HasSuffix(key, "token") || key == "secret" {
+	if strings.HasSuffix(key, "password") || strings.HasSuffix(key, "token") || key == "secret" || key == "dsn" {
 		return msg + ": secrets are never written in the file; name an environment variable (" + key + "_env) or a file (" + key + "_file)"
 	}
 	if s := suggest.Closest(key, known); s != "" {

@@ -84,8 +84,14 @@ func (c *Config) applyDefaults() {
 		c.Web.PublicURL = "http://" + host
 	}
 	c.Web.PublicURL = strings.TrimSuffix(c.Web.PublicURL, "/")
-	if c.State.Path == "" {
+	if c.State.Driver == "" {
+		c.State.Driver = DriverSQLite
+	}
+	if c.State.Path == "" && c.State.Driver == DriverSQLite {
 		c.State.Path = "ductbot.db"
+	}
+	if c.HA.LeaseName == "" {
+		c.HA.LeaseName = c.Kubernetes.Instance + "-leader"
 	}
 	if c.Report.NotifyOnSuccess == "" {
 		c.Report.NotifyOnSuccess = "NONE"
@@ -131,6 +137,7 @@ var (
 	refToken      = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
 	dnsPrefix     = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,19})?$`)
 	labelValue    = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	dnsSubdomain  = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
 	notifyValues  = []string{"NONE", "OWNER", "OWNER_REVIEWERS", "ALL"}
 )
 
@@ -280,6 +287,8 @@ func (c *Config) Validate() Errors {
 		add("web.public_url", "%q is not an http(s) URL", c.Web.PublicURL)
 	}
 
+	validateState(c, add)
+
 	// report
 	if !oneOf(c.Report.NotifyOnSuccess, notifyValues) {
 		add("report.notify_on_success", "%q is not one of %s", c.Report.NotifyOnSuccess, strings.Join(notifyValues, ", "))
@@ -337,6 +346,43 @@ func (c *Config) Validate() Errors {
 		add("cleanup.ttl_default", "%s is longer than cleanup.ttl_max (%s)", c.Cleanup.TTLDefault.D(), c.Cleanup.TTLMax.D())
 	}
 	return errs
+}
+
+// validateState checks state and ha.
+func validateState(c *Config, add func(path, format string, args ...any)) {
+	st := c.State
+	switch st.Driver {
+	case DriverSQLite:
+		if st.DSNEnv != "" || st.DSNFile != "" {
+			add("state.dsn_env", "a DSN is for state.driver: postgres; SQLite uses state.path")
+		}
+	case DriverPostgres:
+		if st.Path != "" {
+			add("state.path", "is the SQLite file; with state.driver: postgres name the DSN with state.dsn_env or state.dsn_file instead")
+		}
+		switch {
+		case st.DSNEnv != "" && st.DSNFile != "":
+			add("state.dsn_env", "set dsn_env or dsn_file, not both")
+		case st.DSNEnv == "" && st.DSNFile == "":
+			add("state.dsn_env", "required with state.driver: postgres: the environment variable (dsn_env) or file (dsn_file) holding the connection URL, e.g. postgres://ductbot:PASSWORD@db:5432/ductbot?sslmode=verify-full")
+		default:
+			if _, err := st.DSN(); err != nil {
+				add("state.dsn_env", "%v", err)
+			}
+		}
+	default:
+		add("state.driver", "%q is not %s (an embedded file, the default) or %s (a shared database)", st.Driver, DriverSQLite, DriverPostgres)
+	}
+	if c.HA.Enabled && st.Driver != DriverPostgres {
+		add("ha.enabled", "high availability needs state.driver: postgres: replicas cannot share an SQLite file "+
+			"(it lives on one pod's volume and its locks do not reach across nodes), so a replica taking over would start from empty state")
+	}
+	if n := c.HA.LeaseName; c.HA.Enabled && (len(n) > 253 || !dnsSubdomain.MatchString(n)) {
+		add("ha.lease_name", "%q is not a Kubernetes object name: lower-case letters, digits, '-' and '.', at most 253 characters", n)
+	}
+	if n := c.HA.LeaseNamespace; n != "" && (len(n) > 63 || !labelValue.MatchString(n)) {
+		add("ha.lease_namespace", "%q is not a Kubernetes namespace name: lower-case letters, digits and '-', at most 63 characters", n)
+	}
 }
 
 // scheduleHelp says what a cron schedule may look like.
