@@ -65,8 +65,8 @@ func newApp(ctx context.Context, cfg *config.Config, o appOptions) (_ *app, err 
 			a.close()
 		}
 	}()
-	if a.store, err = store.Open(ctx, cfg.State.Path); err != nil {
-		return nil, fmt.Errorf("opening state %s: %w", cfg.State.Path, err)
+	if a.store, err = openState(ctx, cfg.State); err != nil {
+		return nil, err
 	}
 	a.store.SetMaxLogBytes(cfg.Report.MaxLogBytes)
 	chart, err := k8s.LoadChart(ctx, cfg.Chart.Ref, cfg.Chart.Version)

@@ -20,9 +20,12 @@ import (
 	"github.com/ductbot/ductbot/config"
 	"github.com/ductbot/ductbot/core/gerrit/gerrittest"
 	"github.com/ductbot/ductbot/core/k8s/localcluster"
+	"github.com/ductbot/ductbot/core/store/pgtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(localcluster.RunTests(m)) }
+func TestMain(m *testing.M) {
+	os.Exit(pgtest.RunTests(runFunc(func() int { return localcluster.RunTests(m) })))
+}
 
 // syncBuffer is the console's output, read while ductbot writes it.
 type syncBuffer struct {

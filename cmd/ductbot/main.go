@@ -4,6 +4,7 @@
 //	ductbot run      --config FILE   run the bot
 //	ductbot validate --config FILE   check a configuration and exit
 //	ductbot sweep    --config FILE   run one cleanup sweep now
+//	ductbot state migrate --from sqlite:PATH --to postgres
 //	ductbot demo                     the whole loop on this machine
 //	ductbot dev install | dev cluster up|down|env
 //	ductbot version
@@ -28,6 +29,8 @@ const usage = `usage:
   ductbot run      --config FILE   run the bot
   ductbot validate --config FILE   check a configuration and exit
   ductbot sweep    --config FILE   run one cleanup sweep now
+  ductbot state migrate --from sqlite:PATH --to postgres [--dsn-env VAR | --dsn-file FILE | --config FILE]
+                                   copy an installation's state into PostgreSQL
   ductbot demo                     the whole loop on this machine (local cluster, Gerrit test server, console chat)
   ductbot dev install              build the local control plane's binaries into the cache
   ductbot dev cluster up|down|env  run a local Kubernetes control plane
@@ -48,6 +51,8 @@ func main() {
 		err = cmdValidate(os.Args[2:])
 	case "sweep":
 		err = cmdSweep(ctx, os.Args[2:])
+	case "state":
+		err = runState(ctx, os.Args[2:], os.Stdout)
 	case "demo":
 		err = runDemo(ctx, os.Args[2:])
 	case "dev":

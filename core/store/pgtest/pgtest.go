@@ -340,9 +340,11 @@ func NewDatabase(t testing.TB) string {
 	return s.DSN(name)
 }
 
-// RunTests runs the package's tests and then stops the shared server, if
-// one was started, leaving no process behind. It returns the exit code.
-func RunTests(m *testing.M) int {
+// RunTests runs the package's tests (m is usually the *testing.M of
+// TestMain, or another helper's RunTests wrapped around it) and then stops
+// the shared server, if one was started, leaving no process behind. It
+// returns the exit code.
+func RunTests(m interface{ Run() int }) int {
 	code := m.Run()
 	if shared.s != nil {
 		if err := shared.s.Stop(); err != nil {
