@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/ductbot/ductbot/config"
 	"github.com/ductbot/ductbot/core/gerrit/gerrittest"
 	"github.com/ductbot/ductbot/core/k8s/localcluster"
@@ -110,5 +112,15 @@ func TestStreamEndToEnd(t *testing.T) {
 	})
 	if n := runsOf(untrusted); n != 0 {
 		t.Errorf("the untrusted upload got %d runs in the end, want none", n)
+	}
+	m := a.metrics
+	if got := testutil.ToFloat64(m.GerritStreamConnected); got != 1 {
+		t.Errorf("ductbot_gerrit_stream_connected = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(m.GerritStreamEvents.WithLabelValues("patchset-created")); got != 2 {
+		t.Errorf("ductbot_gerrit_stream_events_total{type=patchset-created} = %v, want 2", got)
+	}
+	if got := testutil.CollectAndCount(m.GerritReconcileDuration); got < 2 {
+		t.Errorf("ductbot_gerrit_reconcile_duration_seconds has %d series, want start and connected at least", got)
 	}
 }

@@ -1,6 +1,8 @@
 // Package gerrit talks to Gerrit Code Review over its REST API: it queries
 // changes, looks up their state, posts reviews (votes and comments), reads
-// group members, and polls for changes with a persisted watermark.
+// group members, and polls for changes with a persisted watermark. A Stream
+// listens to `gerrit stream-events` over SSH and feeds the poller: events
+// only name changes, which the poller reads through REST.
 //
 // The types here are ductbot's own, so the rest of ductbot does not depend
 // on the REST client library. Every method takes a context, and every

@@ -370,7 +370,9 @@ func (s *Stream) dial(ctx context.Context) (*ssh.Client, error) {
 		return nil, fmt.Errorf("connecting: %w", err)
 	}
 	conn.SetDeadline(time.Now().Add(s.opts.DialTimeout))
+	stop := context.AfterFunc(ctx, func() { conn.Close() }) // shutting down ends a slow handshake
 	c, chans, reqs, err := ssh.NewClientConn(conn, s.opts.Address, cfg)
+	stop()
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("SSH handshake: %w", err)

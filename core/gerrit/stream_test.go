@@ -244,6 +244,11 @@ func TestStreamUploadWithLongPollInterval(t *testing.T) {
 	if len(got[len(got)-1].Messages) == 0 {
 		t.Error("the change was handed over without its messages")
 	}
+	w.gs.SetStatus(n, gerrittest.StatusMerged) // the handler cancels its runs at once
+	waitFor(t, "the merge", func() bool {
+		all := w.rec.all()
+		return all[len(all)-1].Status == gerrit.StatusMerged
+	})
 	w.mu.Lock()
 	cycles := len(w.reasons)
 	w.mu.Unlock()
@@ -651,6 +656,30 @@ func TestPollerHintsDedupe(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	if s.Requests() != 1 {
 		t.Errorf("a change Gerrit does not show was read %d times, want once", s.Requests())
+	}
+}
+
+// TestPollerHintWaitsForTheIndex: an event names patch set 2 while Gerrit's
+// query still shows patch set 1 (its index lags behind its events): the
+// poller reads again shortly instead of dropping the hint, and hands patch
+// set 2 over once Gerrit shows it, with no event or poll to help.
+func TestPollerHintWaitsForTheIndex(t *testing.T) {
+	s := newServer(t)
+	n := s.CreateChange("wiki", "main", "a", "alice")
+	rec := &recorder{}
+	p := gerrit.NewPoller(newClient(t, s), gerrit.PollOptions{Interval: 10 * time.Minute, Logger: quietLogger()})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.Run(ctx, rec.handle); close(done) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "the first poll", func() bool { return rec.count(n, 1) == 1 })
+	s.ResetRequests()
+	p.Notify(gerrit.Hint{Number: n, PatchSet: 2, Type: gerrit.EventPatchsetCreated})
+	waitFor(t, "the first read", func() bool { return s.Requests() >= 1 })
+	s.UploadPatchSet(n, "alice", "")
+	waitFor(t, "patch set 2", func() bool { return rec.count(n, 2) == 1 })
+	if k := rec.count(n, 1); k != 1 {
+		t.Errorf("patch set 1 handed over %d times, want once (a stale read is not handed over)", k)
 	}
 }
 
