@@ -152,6 +152,9 @@ type Run struct {
 	Result      Result
 	Attempts    int    // deploy attempts made so far
 	Detail      string // human-readable reason for the result (last lines of Helm's error)
+	// Diagnosis is what the environment's pods showed when its deploy
+	// failed (nil when it did not, or nothing explained it).
+	Diagnosis *Diagnosis
 	Reported    bool   // the Gerrit review for this run was posted (or deliberately skipped)
 	CreatedAt   time.Time
 	StartedAt   time.Time // deploy started
@@ -159,6 +162,42 @@ type Run struct {
 	TestedAt    time.Time // tests finished
 	FinishedAt  time.Time // state reached done
 }
+
+// Diagnosis is why a deploy failed, as the environment's pods showed it:
+// which component, why, its last log lines and its warning events. Logs
+// and events come from the code under test: untrusted text.
+type Diagnosis struct {
+	// Class is what it means: "broken" (the code deployed crash-loops or
+	// never gets ready: the run failed), "image" (an image could not be
+	// pulled in time) or "infrastructure" (the cluster was in the way).
+	Class string `json:"class"`
+	// Component is the configured component that failed (or the failing
+	// workload's name when it is none of them).
+	Component string `json:"component,omitempty"`
+	// Own says Component is the one the change's project builds; false is
+	// a neighbour failing (say the default evaluator).
+	Own       bool   `json:"own,omitempty"`
+	Pod       string `json:"pod,omitempty"`
+	Container string `json:"container,omitempty"`
+	Image     string `json:"image,omitempty"`
+	// Reason is one line: "CrashLoopBackOff: container orchestrator exited
+	// with status 1 (Error), restarted 2 times".
+	Reason string `json:"reason,omitempty"`
+	// Logs are the container's last log lines (at most 50, bounded by
+	// report.max_log_bytes).
+	Logs string `json:"logs,omitempty"`
+	// Events are the pod's warning events, oldest first.
+	Events []string `json:"events,omitempty"`
+	// Others are other components failing at the same time, with why.
+	Others []string `json:"others,omitempty"`
+}
+
+// Diagnosis classes.
+const (
+	DiagnosisBroken         = "broken"
+	DiagnosisImage          = "image"
+	DiagnosisInfrastructure = "infrastructure"
+)
 
 // InCluster reports whether an environment in this status holds (or may
 // hold) objects in the cluster, and so counts toward kubernetes.max_envs.

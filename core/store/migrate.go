@@ -119,6 +119,12 @@ CREATE TABLE change_cursors (
 	noticed       INTEGER NOT NULL
 );
 `, data: moveMetaRows},
+
+	// 3: a run's diagnosis of its failed deploy (JSON of run.Diagnosis, ''
+	// for none).
+	{sql: `
+ALTER TABLE runs ADD COLUMN diagnosis TEXT NOT NULL DEFAULT '';
+`},
 }
 
 // SchemaVersion is the schema version this binary writes, on either

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -13,7 +14,7 @@ import (
 
 const runColumns = `id, env, project, change_number, patch_set, revision, subject, owner,
 	matrix, trigger_kind, requested_by, test_only, state, result, attempts, detail, reported,
-	created_at, started_at, deployed_at, tested_at, finished_at`
+	created_at, started_at, deployed_at, tested_at, finished_at, diagnosis`
 
 // rowScanner is what *sql.Row and *sql.Rows have in common.
 type rowScanner interface {
@@ -27,12 +28,16 @@ func scanRun(sc rowScanner) (*run.Run, error) {
 		created                             int64
 		started, deployed, tested, finished sql.NullInt64
 		trigger, state, result              string
+		diagnosis                           string
 	)
 	err := sc.Scan(&r.ID, &r.Env, &r.Project, &r.Change, &r.PatchSet, &r.Revision, &r.Subject, &r.Owner,
 		&matrix, &trigger, &r.RequestedBy, &r.TestOnly, &state, &result, &r.Attempts, &r.Detail, &r.Reported,
-		&created, &started, &deployed, &tested, &finished)
+		&created, &started, &deployed, &tested, &finished, &diagnosis)
 	if err != nil {
 		return nil, err
+	}
+	if r.Diagnosis, err = diagnosisOf(diagnosis); err != nil {
+		return nil, fmt.Errorf("run %d: %w", r.ID, err)
 	}
 	if r.Matrix, err = matrixOf(matrix); err != nil {
 		return nil, fmt.Errorf("run %d: %w", r.ID, err)
@@ -49,9 +54,54 @@ func runArgs(r *run.Run) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	diagnosis, err := diagnosisArg(r.Diagnosis)
+	if err != nil {
+		return nil, err
+	}
 	return []any{r.Env, r.Project, r.Change, r.PatchSet, r.Revision, textArg(r.Subject), textArg(r.Owner),
 		matrix, string(r.Trigger), r.RequestedBy, r.TestOnly, string(r.State), string(r.Result), r.Attempts, textArg(r.Detail), r.Reported,
-		timeArg(r.CreatedAt), timeArg(r.StartedAt), timeArg(r.DeployedAt), timeArg(r.TestedAt), timeArg(r.FinishedAt)}, nil
+		timeArg(r.CreatedAt), timeArg(r.StartedAt), timeArg(r.DeployedAt), timeArg(r.TestedAt), timeArg(r.FinishedAt), diagnosis}, nil
+}
+
+// diagnosisArg encodes a run's diagnosis for its column (” for none).
+// Its logs and events are untrusted text: made valid UTF-8 without NULs.
+func diagnosisArg(d *run.Diagnosis) (string, error) {
+	if d == nil {
+		return "", nil
+	}
+	c := *d
+	for _, f := range []*string{&c.Class, &c.Component, &c.Pod, &c.Container, &c.Image, &c.Reason, &c.Logs} {
+		*f = textArg(*f)
+	}
+	c.Events, c.Others = textArgs(c.Events), textArgs(c.Others)
+	b, err := json.Marshal(c)
+	if err != nil {
+		return "", fmt.Errorf("encode diagnosis: %w", err)
+	}
+	return string(b), nil
+}
+
+func textArgs(ss []string) []string {
+	if ss == nil {
+		return nil
+	}
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = textArg(s)
+	}
+	return out
+}
+
+// diagnosisOf decodes a stored diagnosis; ” is none.
+func diagnosisOf(s string) (*run.Diagnosis, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var d run.Diagnosis
+	if err := json.Unmarshal([]byte(s), &d); err != nil {
+		return nil, fmt.Errorf("decode diagnosis: %w", err)
+	}
+	return &d, nil
 }
 
 // CreateRun inserts r and sets r.ID to the new, never reused, id. It sets
@@ -72,7 +122,7 @@ func (s *Store) CreateRun(ctx context.Context, r *run.Run) error {
 	}
 	var id int64
 	err = s.w.QueryRowContext(ctx, `INSERT INTO runs (`+strings.TrimPrefix(runColumns, "id, ")+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, args...).Scan(&id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, args...).Scan(&id)
 	if err != nil {
 		return fmt.Errorf("create run for %s: %w", r.Env, err)
 	}
@@ -91,7 +141,8 @@ func (s *Store) UpdateRun(ctx context.Context, r *run.Run) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE runs SET env = ?, project = ?, change_number = ?, patch_set = ?,
 		revision = ?, subject = ?, owner = ?, matrix = ?, trigger_kind = ?, requested_by = ?, test_only = ?,
 		state = ?, result = ?, attempts = ?, detail = ?, reported = ?,
-		created_at = COALESCE(?, created_at), started_at = ?, deployed_at = ?, tested_at = ?, finished_at = ?
+		created_at = COALESCE(?, created_at), started_at = ?, deployed_at = ?, tested_at = ?, finished_at = ?,
+		diagnosis = ?
 		WHERE id = ?`, append(args, r.ID)...)
 	if err != nil {
 		return fmt.Errorf("update run %d: %w", r.ID, err)

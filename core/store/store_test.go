@@ -899,8 +899,8 @@ func TestMigrateSchema1MetaRows(t *testing.T) {
 		}
 		after := time.Now().UTC()
 		defer s.Close()
-		if v := d.version(t, where); v != 2 || v != SchemaVersion() {
-			t.Errorf("schema version = %d, want 2 = SchemaVersion() %d", v, SchemaVersion())
+		if v := d.version(t, where); v != SchemaVersion() {
+			t.Errorf("schema version = %d, want SchemaVersion() %d", v, SchemaVersion())
 		}
 
 		now := func(c ChangeCursor) bool { return !c.FirstSeen.Before(before) && !c.FirstSeen.After(after) }
