@@ -19,6 +19,7 @@ import (
 	"github.com/ductbot/ductbot/config"
 	"github.com/ductbot/ductbot/core/gerrit"
 	"github.com/ductbot/ductbot/core/k8s"
+	"github.com/ductbot/ductbot/core/leader"
 	"github.com/ductbot/ductbot/core/metrics"
 	"github.com/ductbot/ductbot/core/pipeline"
 	"github.com/ductbot/ductbot/core/store"
@@ -41,6 +42,7 @@ type app struct {
 	webLn    net.Listener
 	metrics  *metrics.Metrics
 	sweeps   *sweepSchedule
+	elector  *leader.Elector // nil without ha
 }
 
 // appOptions are what the demo and tests change.
@@ -50,6 +52,8 @@ type appOptions struct {
 	// chat.console is on; default stdin/stdout.
 	ConsoleIn  io.Reader
 	ConsoleOut io.Writer
+	// Lease sets the leader election's timings and identity with ha on.
+	Lease leader.Options
 }
 
 // newApp opens the store, loads the chart, connects the clients and builds
@@ -97,9 +101,16 @@ func newApp(ctx context.Context, cfg *config.Config, o appOptions) (_ *app, err 
 		return nil, err
 	}
 	announcer := adapters.NewAnnouncer(log, a.adapters...)
+	if a.elector, err = newElector(cfg, a.cluster, o.Lease); err != nil {
+		return nil, err
+	}
+	var leading func() bool
+	if a.elector != nil {
+		leading = a.elector.Leading // no vote from a replica that lost the lease
+	}
 	a.engine = pipeline.New(pipeline.Options{
 		Config: cfg, Chart: chart, Store: a.store, Cluster: a.cluster, Gerrit: a.gerrit,
-		Announcer: announcer, Metrics: a.metrics, Logger: log, Self: self,
+		Announcer: announcer, Metrics: a.metrics, Logger: log, Self: self, Leading: leading,
 	})
 	if a.sweeps, err = newSweepSchedule(a, announcer); err != nil {
 		return nil, err
@@ -197,6 +208,12 @@ func (a *app) buildAdapters(o appOptions) error {
 // run runs everything until ctx ends, then shuts down in order: stop taking
 // work (poller, chat, sweeps), let in-flight steps finish within the grace
 // period, stop the web server, close the store.
+//
+// With ha, every replica serves the web, and only the holder of the Lease
+// does the work (lead). A leader that loses the Lease stops taking work at
+// once and run returns leader.ErrLost without waiting for in-flight steps:
+// the process exits and comes back as a follower, and the new leader
+// resumes the unfinished runs.
 func (a *app) run(ctx context.Context, grace time.Duration) error {
 	defer a.close()
 	ln, err := net.Listen("tcp", a.cfg.Web.Listen)
@@ -222,6 +239,33 @@ func (a *app) run(ctx context.Context, grace time.Duration) error {
 		}
 		return nil
 	})
+	var workErr error
+	if a.elector != nil {
+		a.log.Info("ductbot serving the dashboard; waiting for the leader lease to work", "dashboard", a.cfg.Web.PublicURL, "identity", a.elector.Identity())
+		leadErr := make(chan error, 1)
+		workErr = a.elector.Run(ctx, func(ctx context.Context) { leadErr <- a.lead(ctx, grace, goRun) })
+		if workErr == nil && len(leadErr) > 0 {
+			workErr = <-leadErr
+		}
+	} else {
+		workErr = a.lead(ctx, grace, goRun)
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = a.web.Shutdown(shutdownCtx)
+	wg.Wait()
+	close(errs)
+	all := []error{workErr}
+	for err := range errs {
+		all = append(all, err)
+	}
+	return errors.Join(all...)
+}
+
+// lead is the work one ductbot does: watching Gerrit, chat, the cleanup
+// sweeps and the engine, until ctx ends; then no new sweep starts and
+// in-flight steps get the grace period.
+func (a *app) lead(ctx context.Context, grace time.Duration, goRun func(string, func() error)) error {
 	goRun("gerrit poller", func() error { return a.poller.Run(ctx, a.engine.HandleChange) })
 	if a.stream != nil {
 		goRun("gerrit stream", func() error { return a.stream.Run(ctx) })
@@ -230,20 +274,10 @@ func (a *app) run(ctx context.Context, grace time.Duration) error {
 		goRun(ad.Name()+" chat", func() error { return ad.Run(ctx, a.router) })
 	}
 	a.sweeps.start()
+	defer a.sweeps.stop()
+	context.AfterFunc(ctx, a.sweeps.stop)
 	a.log.Info("ductbot running", "dashboard", a.cfg.Web.PublicURL, "projects", len(a.cfg.Projects), "chat", len(a.adapters))
-
-	engineErr := a.engine.Run(ctx, grace)
-	a.sweeps.stop()
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_ = a.web.Shutdown(shutdownCtx)
-	wg.Wait()
-	close(errs)
-	all := []error{engineErr}
-	for err := range errs {
-		all = append(all, err)
-	}
-	return errors.Join(all...)
+	return a.engine.Run(ctx, grace)
 }
 
 func (a *app) close() {

@@ -51,6 +51,10 @@ type Options struct {
 	// Self is ductbot's own Gerrit account: its comments never trigger
 	// anything, and only its messages count as reviews already posted.
 	Self *gerrit.Account
+	// Leading, when set, is asked right before each review is posted; if
+	// it says false (this replica lost or may have lost the leader lease)
+	// the review is left for the leader, the run staying in reporting.
+	Leading func() bool
 }
 
 // Engine runs environments. Create it with New, start it with Run.
@@ -67,6 +71,7 @@ type Engine struct {
 	plan    *MatrixPlan
 	self    *gerrit.Account
 	trust   *trustCache
+	leading func() bool // nil: always
 
 	requestMu sync.Mutex // serialises requests' check-then-enqueue
 
@@ -109,7 +114,7 @@ func New(o Options) *Engine {
 	return &Engine{
 		cfg: o.Config, chart: o.Chart, store: o.Store, cluster: o.Cluster, gerrit: o.Gerrit,
 		announc: o.Announcer, metrics: o.Metrics, log: o.Logger, now: o.Now, plan: NewMatrixPlan(o.Config),
-		self: o.Self, trust: newTrustCache(o.Gerrit, 5*time.Minute, o.Now, o.Logger),
+		self: o.Self, trust: newTrustCache(o.Gerrit, 5*time.Minute, o.Now, o.Logger), leading: o.Leading,
 		active: map[int64]*activeRun{}, held: map[string]chan struct{}{},
 		wake: make(chan struct{}, 1),
 	}

@@ -123,6 +123,9 @@ func (e *Engine) postReview(ctx context.Context, r *run.Run, env *run.Env) error
 		log.Info("not posting the review: "+d.Why, "labels", rev.Labels)
 		return nil
 	}
+	if e.leading != nil && !e.leading() {
+		return errors.New("not posting the review: this replica is not the leader (any more)")
+	}
 	err = e.gerrit.PostReview(ctx, r.Project, r.Change, r.Revision, rev)
 	switch {
 	case err == nil:
