@@ -69,9 +69,17 @@ func (l *logRecorder) String() string {
 type recorder struct {
 	mu    sync.Mutex
 	calls []gerrit.Change
+	// before, when set, runs before each change is recorded.
+	before func(gerrit.Change)
 }
 
 func (r *recorder) handle(_ context.Context, c gerrit.Change) error {
+	r.mu.Lock()
+	before := r.before
+	r.mu.Unlock()
+	if before != nil {
+		before(c)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls = append(r.calls, c)
@@ -344,6 +352,49 @@ func TestStreamDroppedOutputEmitted(t *testing.T) {
 	w.waitConnected(1)
 	w.gs.EmitDroppedOutput()
 	waitFor(t, "the reconcile", func() bool { return w.reconciles(gerrit.EventDroppedOutput) == 1 })
+}
+
+// TestStreamEventsDuringReconcileQueued: events that arrive while a
+// reconcile is busy (here, its handler is slow), for changes its query did
+// not return, wait and are handled after it, each once; none is dropped.
+func TestStreamEventsDuringReconcileQueued(t *testing.T) {
+	w := startStream(t, nil)
+	w.waitConnected(1)
+	slow := w.gs.CreateChange("wiki", "main", "slow to handle", "alice")
+	waitFor(t, "the slow change", func() bool { return w.rec.count(slow, 1) == 1 })
+	inHandler, release := make(chan struct{}), make(chan struct{})
+	var once, released sync.Once
+	free := func() { released.Do(func() { close(release) }) }
+	defer free() // registered after startStream's cleanup: runs before it
+	w.rec.mu.Lock()
+	w.rec.before = func(c gerrit.Change) {
+		if c.Number == slow {
+			once.Do(func() { close(inHandler); <-release })
+		}
+	}
+	w.rec.mu.Unlock()
+	// A new version of the change that only a reconcile sees (ductbot's
+	// own comments are not read on their event), then a reconcile, whose
+	// handling of it is slow.
+	w.gs.AddComment(slow, botUser, "a new version for the reconcile")
+	w.gs.EmitDroppedOutput()
+	<-inHandler // the reconcile has queried and is busy: changes from now on are not in its batch
+	var during []int
+	for i := range 3 {
+		during = append(during, w.gs.CreateChange("wiki", "main", fmt.Sprintf("during %d", i), "alice"))
+	}
+	waitFor(t, "the events to arrive", func() bool { return w.eventCount(gerrit.EventPatchsetCreated) == 4 })
+	free()
+	waitFor(t, "the dropped-output reconcile", func() bool { return w.reconciles(gerrit.EventDroppedOutput) == 1 })
+	for _, n := range during {
+		waitFor(t, fmt.Sprintf("change %d", n), func() bool { return w.rec.count(n, 1) == 1 })
+	}
+	time.Sleep(100 * time.Millisecond) // let any duplicate arrive
+	for _, n := range during {
+		if k := w.rec.count(n, 1); k != 1 {
+			t.Errorf("change %d handed over %d times, want once", n, k)
+		}
+	}
 }
 
 // TestStreamWrongHostKeyRefused: a host key known_hosts does not list for
