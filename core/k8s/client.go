@@ -202,6 +202,14 @@ func (c *Client) actionConfig(namespace string) (*action.Configuration, *helmLog
 // all stop with a context), so a later operation on the same release waits
 // for it instead of failing with "another operation is in progress".
 func (c *Client) withRelease(ctx context.Context, namespace, name string, op func() error) error {
+	return c.withReleaseGrace(ctx, namespace, name, 0, op)
+}
+
+// withReleaseGrace is withRelease that, once ctx ends while op runs,
+// waits up to grace more for op to return (for an op that stops itself
+// when ctx ends), so that the caller sees op's own error and knows that
+// nothing of it goes on.
+func (c *Client) withReleaseGrace(ctx context.Context, namespace, name string, grace time.Duration, op func() error) error {
 	key := namespace + "/" + name
 	c.mu.Lock()
 	l, ok := c.locks[key]
@@ -231,6 +239,19 @@ func (c *Client) withRelease(ctx context.Context, namespace, name string, op fun
 	case err := <-done:
 		return err
 	case <-ctx.Done():
-		return fmt.Errorf("release %s: %w (Helm may still be finishing in the background)", key, ctx.Err())
 	}
+	if grace > 0 {
+		select {
+		case err := <-done:
+			if err == nil {
+				return nil // it had finished after all
+			}
+			if !errors.Is(err, ctx.Err()) {
+				err = fmt.Errorf("%w (%w)", err, ctx.Err())
+			}
+			return err
+		case <-time.After(grace):
+		}
+	}
+	return fmt.Errorf("release %s: %w (Helm may still be finishing in the background)", key, ctx.Err())
 }

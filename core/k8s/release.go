@@ -18,6 +18,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/ductbot/ductbot/core/k8s/diagnose"
 	"github.com/ductbot/ductbot/internal/text"
 )
 
@@ -36,14 +37,51 @@ type Release struct {
 	Timeout time.Duration
 	// Policy is applied to the namespace before the chart goes in.
 	Policy NamespacePolicy
+	// Diagnose says when Deploy gives up waiting because the pods show
+	// that the code is broken or an image is missing, and names the
+	// components (see diagnose.Policy; zero fields are its defaults).
+	Diagnose diagnose.Policy
 }
+
+// deployStopGrace bounds how long a cancelled Deploy waits for Helm to
+// take its failure path before returning anyway (the release's lock then
+// stays held until Helm is done). Stopping takes moments unless the API
+// server does not answer.
+const deployStopGrace = 30 * time.Second
+
+// errStopped is what stops Helm's wait when Deploy's context ends.
+type errStopped struct{ cause error }
+
+func (e errStopped) Error() string { return "the deploy was cancelled: " + e.cause.Error() }
+func (e errStopped) Unwrap() error { return e.cause }
+
+// errVerdict is what stops Helm's wait when the pods show a verdict.
+type errVerdict struct{ v diagnose.Verdict }
+
+func (e errVerdict) Error() string { return e.v.Component + ": " + e.v.Reason }
 
 // Deploy installs the release, or upgrades it in place when it exists, and
 // waits until its resources are ready. It creates the namespace (with the
 // labels) when missing and first repairs a release left pending by an
 // interrupted operation. It does not decide names, values or retries: the
-// caller does. On failure the error carries the last lines of Helm's log.
-// A namespace of another instance is refused with ErrForeignInstance.
+// caller does. A namespace of another instance is refused with
+// ErrForeignInstance.
+//
+// While Helm waits, Deploy watches the namespace's pods and events and
+// stops waiting as soon as they show that the deploy cannot succeed (a
+// crash loop, a container never ready, an image that does not come; see
+// Release.Diagnose and package diagnose). Every failure of the install or
+// upgrade itself is a *DeployFailure saying which component failed and
+// why, with its last log lines and warning events, and whether it is
+// the code (FailureBroken), an image (FailureImage) or the cluster
+// (FailureInfrastructure, which wraps Helm's error).
+//
+// Stopping is safe: Helm runs without a context of its own, and its wait
+// is ductbot's, which ends when told; Helm then records the revision as
+// failed and returns, and only then does Deploy return and free the
+// release for the next operation. When ctx ends, Deploy stops Helm the
+// same way and returns an error wrapping ctx's, after Helm has finished
+// (or after deployStopGrace, the lock staying held until it has).
 func (c *Client) Deploy(ctx context.Context, rel Release) error {
 	if rel.Chart == nil {
 		return errors.New("deploy: no chart")
@@ -55,40 +93,89 @@ func (c *Client) Deploy(ctx context.Context, rel Release) error {
 	if err := c.ApplyNamespacePolicy(ctx, rel.Namespace, rel.Policy); err != nil {
 		return err
 	}
-	return c.withRelease(ctx, rel.Namespace, rel.Name, func() error {
-		if _, err := c.recoverPending(rel.Namespace, rel.Name, rel.Timeout); err != nil {
-			return err
-		}
-		cfg, hl, err := c.actionConfig(rel.Namespace)
-		if err != nil {
-			return err
-		}
-		_, err = action.NewHistory(cfg).Run(rel.Name)
-		switch {
-		case errors.Is(err, driver.ErrReleaseNotFound):
-			in := action.NewInstall(cfg)
-			in.ReleaseName, in.Namespace = rel.Name, rel.Namespace
-			in.Wait, in.Timeout = true, rel.Timeout
-			in.Labels = labels
-			_, err = in.RunWithContext(ctx, rel.Chart, rel.Values)
-			if err != nil {
-				return fmt.Errorf("helm install %s in %s: %w\n%s", rel.Name, rel.Namespace, err, hl.tail(10))
-			}
-		case err != nil:
-			return fmt.Errorf("reading the history of release %s in %s: %w", rel.Name, rel.Namespace, err)
-		default:
-			up := action.NewUpgrade(cfg)
-			up.Namespace = rel.Namespace
-			up.Wait, up.Timeout = true, rel.Timeout
-			up.Labels = labels
-			up.MaxHistory = 10
-			_, err = up.RunWithContext(ctx, rel.Name, rel.Chart, rel.Values)
-			if err != nil {
-				return fmt.Errorf("helm upgrade %s in %s: %w\n%s", rel.Name, rel.Namespace, err, hl.tail(10))
-			}
-		}
-		return nil
+	return c.withReleaseGrace(ctx, rel.Namespace, rel.Name, deployStopGrace, func() error {
+		return c.deploy(ctx, rel, labels)
 	})
+}
+
+func (c *Client) deploy(ctx context.Context, rel Release, labels map[string]string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("deploy of %s in %s not started: %w", rel.Name, rel.Namespace, err)
+	}
+	if _, err := c.recoverPending(rel.Namespace, rel.Name, rel.Timeout); err != nil {
+		return err
+	}
+	cfg, hl, err := c.actionConfig(rel.Namespace)
+	if err != nil {
+		return err
+	}
+	_, err = action.NewHistory(cfg).Run(rel.Name)
+	install := errors.Is(err, driver.ErrReleaseNotFound)
+	if err != nil && !install {
+		return fmt.Errorf("reading the history of release %s in %s: %w", rel.Name, rel.Namespace, err)
+	}
+
+	hk := stoppable(cfg)
+	started := time.Now()
+	watch := c.watchDeploy(rel.Namespace, rel.Diagnose, started.Add(-time.Second), func(v diagnose.Verdict) {
+		c.log.Info("the pods show the deploy cannot succeed; stopping Helm's wait", "namespace", rel.Namespace,
+			"release", rel.Name, "component", v.Component, "class", v.Class, "reason", v.Reason)
+		hk.stopWith(errVerdict{v})
+	})
+	defer watch.close()
+	finished := make(chan struct{})
+	var stopper sync.WaitGroup
+	stopper.Go(func() {
+		select {
+		case <-finished:
+		case <-ctx.Done():
+			hk.stopWith(errStopped{context.Cause(ctx)})
+		}
+	})
+
+	// Helm gets no context that ends: cancelling RunWithContext's returns
+	// at once while Helm's goroutine goes on and later rewrites the
+	// release. Stopping hk ends Helm's wait instead, and Helm's own
+	// failure path runs before Run returns.
+	op := "upgrade"
+	if install {
+		op = "install"
+		in := action.NewInstall(cfg)
+		in.ReleaseName, in.Namespace = rel.Name, rel.Namespace
+		in.Wait, in.Timeout = true, rel.Timeout
+		in.Labels = labels
+		_, err = in.RunWithContext(context.Background(), rel.Chart, rel.Values)
+	} else {
+		up := action.NewUpgrade(cfg)
+		up.Namespace = rel.Namespace
+		up.Wait, up.Timeout = true, rel.Timeout
+		up.Labels = labels
+		up.MaxHistory = 10
+		_, err = up.RunWithContext(context.Background(), rel.Name, rel.Chart, rel.Values)
+	}
+	close(finished)
+	stopper.Wait()
+	watch.close()
+	if err == nil {
+		return nil
+	}
+	if v, ok := watch.decided(); ok {
+		return c.failure(rel.Namespace, v, fmt.Errorf("helm %s %s in %s stopped: %w", op, rel.Name, rel.Namespace, err))
+	}
+	if ctx.Err() != nil && hk.isStopped() {
+		return fmt.Errorf("helm %s %s in %s stopped: %w", op, rel.Name, rel.Namespace, context.Cause(ctx))
+	}
+	helmErr := fmt.Errorf("helm %s %s in %s: %w\n%s", op, rel.Name, rel.Namespace, err, hl.tail(10))
+	snap, serr := c.snapshotNow(rel.Namespace, started.Add(-time.Second))
+	if serr != nil {
+		c.log.Warn("could not read the namespace to explain a failed deploy", "namespace", rel.Namespace, "err", serr)
+		return &DeployFailure{Class: FailureInfrastructure, Err: helmErr}
+	}
+	v := diagnose.Explain(snap, rel.Diagnose, time.Now())
+	if !v.Decided() {
+		return &DeployFailure{Class: FailureInfrastructure, Err: helmErr}
+	}
+	return c.failure(rel.Namespace, v, helmErr)
 }
 
 // Repair recovers a release stuck in pending-install, pending-upgrade or

@@ -19,17 +19,21 @@ import (
 // errTestsStopped is what Helm's test action sees from a stopped run.
 var errTestsStopped = errors.New("ductbot stopped the tests")
 
-// stoppableKube is Helm's kube client for one test run, with a stop: once
-// stopped, a wait for a hook returns at once and no hook resource is
-// created, so Helm's test action, which takes no context, ends within
-// moments. The wait it abandons is a read-only watch; it ends when the
-// test pods are deleted (or at Helm's timeout).
+// stoppableKube is Helm's kube client for one operation (a test run, an
+// install or an upgrade), with a stop: once stopped, a wait for a hook or
+// for the release's resources returns at once and nothing more is
+// created, so Helm's action, run without a context (or with one that
+// never ends), takes its own failure path and ends within moments, and
+// the release's lock is held until it has. A hook wait it abandons is a
+// read-only watch; it ends when the hook's pods are deleted (or at Helm's
+// timeout). The wait for resources is ductbot's own poll, which ends.
 type stoppableKube struct {
 	*kube.Client
 	done chan struct{}
 	once sync.Once
 
 	mu      sync.Mutex
+	why     error           // what stopped it, for Helm's error and the release's description
 	aborted map[string]bool // hooks whose wait was abandoned
 }
 
@@ -45,7 +49,25 @@ func stoppable(cfg *action.Configuration) *stoppableKube {
 	return s
 }
 
-func (s *stoppableKube) stop() { s.once.Do(func() { close(s.done) }) }
+func (s *stoppableKube) stop() { s.stopWith(errTestsStopped) }
+
+// stopWith stops with a reason, which waits that end return (wrapped);
+// the first reason given sticks.
+func (s *stoppableKube) stopWith(why error) {
+	s.once.Do(func() {
+		s.mu.Lock()
+		s.why = why
+		s.mu.Unlock()
+		close(s.done)
+	})
+}
+
+// reason is what stopped it, or nil.
+func (s *stoppableKube) reason() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.why
+}
 
 func (s *stoppableKube) isStopped() bool {
 	select {
@@ -62,12 +84,20 @@ func (s *stoppableKube) wasAborted(name string) bool {
 	return s.aborted[name]
 }
 
-// Create refuses once stopped: no further test hook starts.
+// Create refuses once stopped: no further hook or resource is created.
 func (s *stoppableKube) Create(resources kube.ResourceList) (*kube.Result, error) {
 	if s.isStopped() {
-		return nil, errTestsStopped
+		return nil, s.reason()
 	}
 	return s.Client.Create(resources)
+}
+
+// Update refuses once stopped.
+func (s *stoppableKube) Update(original, target kube.ResourceList, force bool) (*kube.Result, error) {
+	if s.isStopped() {
+		return &kube.Result{}, s.reason()
+	}
+	return s.Client.Update(original, target, force)
 }
 
 // WatchUntilReady returns errTestsStopped as soon as the run is stopped.
@@ -86,8 +116,9 @@ func (s *stoppableKube) WatchUntilReady(resources kube.ResourceList, timeout tim
 	for _, info := range resources {
 		s.aborted[info.Name] = true
 	}
+	why := s.why
 	s.mu.Unlock()
-	return errTestsStopped
+	return why
 }
 
 // testHookNames are the names of the release's test hooks in its last

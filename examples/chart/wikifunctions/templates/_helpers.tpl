@@ -21,7 +21,7 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/* Pod annotations that only ductbot's local (simulated) cluster reads:
      <component>.simulate.mode makes the component's pods misbehave the way
-     a broken service does. "" (the default) adds nothing.
+     a broken service does; "" (the default) is normal.
        crash          containers exit 1 again and again (CrashLoopBackOff,
                       growing restart count); their log says "simulated crash"
        image-missing  the image cannot be pulled (ErrImagePull, ImagePullBackOff)
@@ -39,15 +39,12 @@ app.kubernetes.io/component: {{ .component }}
 {{- else if and (not $log) (eq $mode "never-ready") -}}
 {{- $log = printf "%s: starting %s:%s\n%s: waiting for a dependency; not ready yet" .component .values.image.repository (toString .values.image.tag) .component -}}
 {{- end -}}
-{{- if or $mode $log -}}
+{{- /* Always set, even empty: an upgrade after a failed one is diffed
+       against the last deployed revision, and an annotation only the
+       failed one set would otherwise stay on the live objects. */ -}}
 annotations:
-  {{- with $mode }}
-  sim.ductbot.dev/mode: {{ . | quote }}
-  {{- end }}
-  {{- with $log }}
-  sim.ductbot.dev/log: {{ . | quote }}
-  {{- end }}
-{{- end -}}
+  sim.ductbot.dev/mode: {{ $mode | quote }}
+  sim.ductbot.dev/log: {{ $log | quote }}
 {{- end -}}
 
 {{/* A Deployment and a Service for one component.
