@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -122,5 +124,18 @@ func TestStreamEndToEnd(t *testing.T) {
 	}
 	if got := testutil.CollectAndCount(m.GerritReconcileDuration); got < 2 {
 		t.Errorf("ductbot_gerrit_reconcile_duration_seconds has %d series, want start and connected at least", got)
+	}
+
+	// Gerrit's SSH goes away: ductbot keeps trying, and stays ready,
+	// since REST works.
+	g.RefuseSSH(true)
+	g.DropStreams()
+	waitUntil("the stream to be down and retried", 20*time.Second, func() bool {
+		return testutil.ToFloat64(m.GerritStreamConnected) == 0 && testutil.ToFloat64(m.GerritStreamReconnects) >= 2
+	})
+	rec := httptest.NewRecorder()
+	a.web.Handler.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	if rec.Code != http.StatusOK {
+		t.Errorf("/readyz = %d %q while the stream reconnects, want 200", rec.Code, rec.Body)
 	}
 }
