@@ -168,6 +168,11 @@ type failure struct {
 // The price is that, while a change fails, every poll reads the changes
 // updated since it; Run remembers which versions it handled and does not
 // hand those over again, but after a restart they come once more.
+//
+// An event stream (see Stream) makes it prompt: Notify names a change to
+// read and hand over between polls, through the same path and the same
+// memory of handled versions, and Reconcile asks for a poll now. All
+// handling happens in Run's goroutine, one change at a time.
 type Poller struct {
 	client *Client
 	opts   PollOptions

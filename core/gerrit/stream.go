@@ -318,7 +318,7 @@ func (s *Stream) session(ctx context.Context) (time.Duration, error) {
 		if msg == "" {
 			msg = "(no message)"
 		}
-		return up, fmt.Errorf("gerrit stream-events exited with status %d: %s (the account needs the Stream Events capability)", exit.ExitStatus(), msg)
+		return up, fmt.Errorf("gerrit stream-events exited with status %d: %s (does the account have the Stream Events capability?)", exit.ExitStatus(), msg)
 	}
 	if readErr == nil || errors.Is(readErr, io.EOF) {
 		return up, errors.New("connection closed by Gerrit")
