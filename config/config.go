@@ -122,6 +122,19 @@ type Kubernetes struct {
 	DefaultLimits   map[string]string `yaml:"default_limits"`
 	// Isolate adds a NetworkPolicy that keeps environments apart.
 	Isolate bool `yaml:"isolate"`
+	// While Helm waits for a deploy, ductbot watches its pods and stops
+	// early when they show the deploy cannot succeed (see the README's
+	// "How results are classified"):
+	// CrashRestarts: a container down again after this many restarts
+	// crash-loops: the run failed (-1). Default 2.
+	CrashRestarts int `yaml:"crash_restarts"`
+	// ReadyTimeout: a container running this long without being ready
+	// never will be: the run failed (-1). Default 3m.
+	ReadyTimeout Duration `yaml:"ready_timeout"`
+	// ImageWait: how long an image that cannot be pulled may take to
+	// appear (CI may not have pushed it yet) before the run is an error
+	// naming it. Default 10m.
+	ImageWait Duration `yaml:"image_wait"`
 }
 
 // Web is the dashboard and the links in votes and announcements.

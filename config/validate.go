@@ -26,6 +26,11 @@ const (
 	DefaultMaxLogBytes  = 1 << 20 // 1 MiB per run
 	MinMaxLogBytes      = 4096
 	MaxMaxLogBytes      = 64 << 20 // 64 MiB
+	// A deploy whose pods show it cannot succeed stops early: see
+	// Kubernetes.CrashRestarts, ReadyTimeout and ImageWait.
+	DefaultCrashRestarts = 2
+	DefaultReadyTimeout  = 3 * time.Minute
+	DefaultImageWait     = 10 * time.Minute
 )
 
 func (c *Config) applyDefaults() {
@@ -72,6 +77,15 @@ func (c *Config) applyDefaults() {
 	}
 	if k.Instance == "" {
 		k.Instance = DefaultInstance
+	}
+	if k.CrashRestarts == 0 {
+		k.CrashRestarts = DefaultCrashRestarts
+	}
+	if k.ReadyTimeout == 0 {
+		k.ReadyTimeout = Duration(DefaultReadyTimeout)
+	}
+	if k.ImageWait == 0 {
+		k.ImageWait = Duration(DefaultImageWait)
 	}
 	if c.Web.Listen == "" {
 		c.Web.Listen = ":8080"
@@ -274,6 +288,15 @@ func (c *Config) Validate() Errors {
 	}
 	if k.MaxEnvs < 0 {
 		add("kubernetes.max_envs", "must not be negative (0 means no cap)")
+	}
+	if k.CrashRestarts < 1 {
+		add("kubernetes.crash_restarts", "must be at least 1 (default %d), got %d", DefaultCrashRestarts, k.CrashRestarts)
+	}
+	if k.ReadyTimeout.D() < time.Second {
+		add("kubernetes.ready_timeout", "must be at least 1s (default %s)", DefaultReadyTimeout)
+	}
+	if k.ImageWait.D() < time.Second {
+		add("kubernetes.image_wait", "must be at least 1s (default %s)", DefaultImageWait)
 	}
 	if len(k.Instance) > 63 || !labelValue.MatchString(k.Instance) {
 		add("kubernetes.instance", "%q must be a Kubernetes label value: lower-case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters (default %q)", k.Instance, DefaultInstance)
