@@ -23,7 +23,11 @@ import (
 
 // Defaults for StreamOptions.
 const (
-	DefaultKeepalive         = 30 * time.Second
+	DefaultKeepalive = 30 * time.Second
+	// KeepaliveMissed is how many keepalive intervals in a row may pass
+	// without an answer before the connection is given up (OpenSSH's
+	// ServerAliveCountMax).
+	KeepaliveMissed          = 3
 	DefaultStreamDialTimeout = 30 * time.Second
 	DefaultStreamMinBackoff  = time.Second
 	DefaultStreamMaxBackoff  = time.Minute
@@ -59,8 +63,9 @@ type StreamOptions struct {
 	// Projects, when set, drop events for changes outside them before any
 	// REST read (an event that names no project is kept).
 	Projects []ProjectFilter
-	// Keepalive is how often an idle connection is probed, and how long
-	// an answer may take before the connection is given up; defaults to
+	// Keepalive is how often the connection is probed with a
+	// keepalive@openssh.com request; it is given up when KeepaliveMissed
+	// intervals in a row pass without an answer. Defaults to
 	// DefaultKeepalive.
 	Keepalive time.Duration
 	// DialTimeout bounds the TCP connect and the SSH handshake; defaults
@@ -267,6 +272,11 @@ func (s *Stream) session(ctx context.Context) (time.Duration, error) {
 		defer settle.Stop()
 		tick := time.NewTicker(s.opts.Keepalive)
 		defer tick.Stop()
+		// One keepalive is outstanding at a time; answered holds its
+		// answer (nil: the connection is alive; any reply, even a
+		// refusal, says so).
+		var answered chan error
+		missed := 0
 		for {
 			select {
 			case <-done:
@@ -280,9 +290,28 @@ func (s *Stream) session(ctx context.Context) (time.Duration, error) {
 				// read through REST now.
 				s.poller.Reconcile("connected")
 			case <-tick.C:
-				if err := s.keepalive(client, done); err != nil {
+				var err error
+				if answered != nil {
+					select {
+					case err = <-answered:
+						answered, missed = nil, 0
+					default:
+						missed++
+						if missed >= KeepaliveMissed {
+							err = fmt.Errorf("no answer to a keepalive for %s", time.Duration(missed)*s.opts.Keepalive)
+						}
+					}
+				}
+				if err == nil && answered == nil {
+					answered = make(chan error, 1)
+					go func(c chan<- error) {
+						_, _, err := client.SendRequest("keepalive@openssh.com", true, nil)
+						c <- err
+					}(answered)
+				}
+				if err != nil {
 					kaMu.Lock()
-					kaErr = err
+					kaErr = fmt.Errorf("keepalive: %w", err)
 					kaMu.Unlock()
 					client.Close()
 					return
@@ -324,29 +353,6 @@ func (s *Stream) session(ctx context.Context) (time.Duration, error) {
 		return up, errors.New("connection closed by Gerrit")
 	}
 	return up, readErr
-}
-
-// keepalive sends one keepalive request and waits for its answer, at most
-// Keepalive. Any answer, even a refusal, shows the connection is alive.
-func (s *Stream) keepalive(client *ssh.Client, done <-chan struct{}) error {
-	answered := make(chan error, 1)
-	go func() {
-		_, _, err := client.SendRequest("keepalive@openssh.com", true, nil)
-		answered <- err
-	}()
-	t := time.NewTimer(s.opts.Keepalive)
-	defer t.Stop()
-	select {
-	case err := <-answered:
-		if err != nil {
-			return fmt.Errorf("keepalive: %w", err)
-		}
-		return nil
-	case <-t.C:
-		return fmt.Errorf("no answer to a keepalive within %s", s.opts.Keepalive)
-	case <-done:
-		return nil
-	}
 }
 
 // dial connects and authenticates, checking Gerrit's host key against the
