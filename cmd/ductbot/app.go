@@ -101,6 +101,9 @@ func newApp(ctx context.Context, cfg *config.Config, o appOptions) (_ *app, err 
 		return nil, err
 	}
 	announcer := adapters.NewAnnouncer(log, a.adapters...)
+	if o.Lease.Logger == nil {
+		o.Lease.Logger = log
+	}
 	if a.elector, err = newElector(cfg, a.cluster, o.Lease); err != nil {
 		return nil, err
 	}

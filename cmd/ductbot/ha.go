@@ -16,7 +16,8 @@ const serviceAccountNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/n
 
 // newElector makes the leader elector ha asks for, on a Lease in the
 // cluster ductbot deploys to; nil when ha is off. base sets what the
-// configuration does not (timings, identity; tests shorten the timings).
+// configuration does not (timings, identity, logger; tests shorten the
+// timings and may give the Lease a client of its own).
 func newElector(cfg *config.Config, cluster *k8s.Client, base leader.Options) (*leader.Elector, error) {
 	if !cfg.HA.Enabled {
 		return nil, nil
@@ -30,7 +31,10 @@ func newElector(cfg *config.Config, cluster *k8s.Client, base leader.Options) (*
 			serviceAccountNamespace + ", no $POD_NAMESPACE): name the namespace of the Lease")
 	}
 	o := base
-	o.Client, o.Namespace, o.Name = cluster.Clientset(), ns, cfg.HA.LeaseName
+	if o.Client == nil {
+		o.Client = cluster.Clientset()
+	}
+	o.Namespace, o.Name = ns, cfg.HA.LeaseName
 	o.Labels = map[string]string{k8s.LabelManagedBy: "ductbot", k8s.LabelInstance: cfg.Kubernetes.Instance}
 	e, err := leader.New(o)
 	if err != nil {
