@@ -43,33 +43,35 @@ type EnvJSON struct {
 
 // RunJSON is a run in the JSON API.
 type RunJSON struct {
-	ID              int64             `json:"id"`
-	Env             string            `json:"env"`
-	Project         string            `json:"project"`
-	Change          int               `json:"change"`
-	PatchSet        int               `json:"patch_set"`
-	Revision        string            `json:"revision"`
-	Subject         string            `json:"subject"`
-	Owner           string            `json:"owner"`
-	Matrix          map[string]string `json:"matrix"`
-	Trigger         string            `json:"trigger"`
-	RequestedBy     string            `json:"requested_by,omitempty"`
-	TestOnly        bool              `json:"test_only"`
-	State           string            `json:"state"`
-	Result          string            `json:"result,omitempty"`
-	Attempts        int               `json:"attempts"`
-	Detail          string            `json:"detail,omitempty"`
-	CreatedAt       string            `json:"created_at,omitempty"`
-	StartedAt       string            `json:"started_at,omitempty"`
-	DeployedAt      string            `json:"deployed_at,omitempty"`
-	TestedAt        string            `json:"tested_at,omitempty"`
-	FinishedAt      string            `json:"finished_at,omitempty"`
-	DurationSeconds float64           `json:"duration_seconds"`
-	WebURL          string            `json:"web_url"`
-	LogURL          string            `json:"log_url"`
-	EnvWebURL       string            `json:"env_web_url,omitempty"`
-	ChangeURL       string            `json:"change_url,omitempty"`
-	Tests           []TestJSON        `json:"tests"`
+	ID          int64             `json:"id"`
+	Env         string            `json:"env"`
+	Project     string            `json:"project"`
+	Change      int               `json:"change"`
+	PatchSet    int               `json:"patch_set"`
+	Revision    string            `json:"revision"`
+	Subject     string            `json:"subject"`
+	Owner       string            `json:"owner"`
+	Matrix      map[string]string `json:"matrix"`
+	Trigger     string            `json:"trigger"`
+	RequestedBy string            `json:"requested_by,omitempty"`
+	TestOnly    bool              `json:"test_only"`
+	State       string            `json:"state"`
+	Result      string            `json:"result,omitempty"`
+	Attempts    int               `json:"attempts"`
+	Detail      string            `json:"detail,omitempty"`
+	// Diagnosis is why the deploy failed, as the pods showed it.
+	Diagnosis       *run.Diagnosis `json:"diagnosis,omitempty"`
+	CreatedAt       string         `json:"created_at,omitempty"`
+	StartedAt       string         `json:"started_at,omitempty"`
+	DeployedAt      string         `json:"deployed_at,omitempty"`
+	TestedAt        string         `json:"tested_at,omitempty"`
+	FinishedAt      string         `json:"finished_at,omitempty"`
+	DurationSeconds float64        `json:"duration_seconds"`
+	WebURL          string         `json:"web_url"`
+	LogURL          string         `json:"log_url"`
+	EnvWebURL       string         `json:"env_web_url,omitempty"`
+	ChangeURL       string         `json:"change_url,omitempty"`
+	Tests           []TestJSON     `json:"tests"`
 }
 
 // TestJSON is one test pod of a run in the JSON API; its log is at the
@@ -104,7 +106,7 @@ func (s *Server) runJSON(r *run.Run, logs []run.TestLog) RunJSON {
 		ID: r.ID, Env: r.Env, Project: r.Project, Change: r.Change, PatchSet: r.PatchSet,
 		Revision: r.Revision, Subject: r.Subject, Owner: people.DisplayName(r.Owner), Matrix: matrixJSON(r.Matrix),
 		Trigger: string(r.Trigger), RequestedBy: people.DisplayName(r.RequestedBy), TestOnly: r.TestOnly,
-		State: string(r.State), Result: string(r.Result), Attempts: r.Attempts, Detail: r.Detail,
+		State: string(r.State), Result: string(r.Result), Attempts: r.Attempts, Detail: r.Detail, Diagnosis: r.Diagnosis,
 		CreatedAt: rfc3339(r.CreatedAt), StartedAt: rfc3339(r.StartedAt), DeployedAt: rfc3339(r.DeployedAt),
 		TestedAt: rfc3339(r.TestedAt), FinishedAt: rfc3339(r.FinishedAt),
 		DurationSeconds: runDuration(s.now(), r).Seconds(),

@@ -11,11 +11,13 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ductbot/ductbot/core/run"
 	"github.com/ductbot/ductbot/core/store"
 	"github.com/ductbot/ductbot/internal/people"
+	"github.com/ductbot/ductbot/internal/text"
 )
 
 //go:embed templates/*.html
@@ -276,11 +278,53 @@ type phaseView struct {
 
 // runPageView is the data of /runs/{id}.
 type runPageView struct {
-	Title  string
-	Run    runView
-	EnvURL string
-	Phases []phaseView
-	Logs   []logSection
+	Title     string
+	Run       runView
+	EnvURL    string
+	Phases    []phaseView
+	Diagnosis *diagnosisView
+	Logs      []logSection
+}
+
+// diagnosisView is why a run's deploy failed, as its pods showed it.
+type diagnosisView struct {
+	Heading   string // "orchestrator is broken", "An image could not be pulled", …
+	Component string
+	Own       bool
+	Reason    string
+	Image     string
+	Pod       string
+	Container string
+	Others    []string
+	Logs      []logLine
+	Events    []string
+}
+
+func newDiagnosisView(d *run.Diagnosis, maxLog int) *diagnosisView {
+	if d == nil {
+		return nil
+	}
+	v := &diagnosisView{Component: d.Component, Own: d.Own, Reason: d.Reason, Image: d.Image, Pod: d.Pod,
+		Container: d.Container, Others: d.Others, Events: d.Events}
+	comp := d.Component
+	if comp == "" {
+		comp = "A component"
+	}
+	switch d.Class {
+	case run.DiagnosisBroken:
+		v.Heading = comp + " is broken"
+	case run.DiagnosisImage:
+		v.Heading = "An image could not be pulled"
+	default:
+		v.Heading = "The cluster was in the way"
+	}
+	logs := strings.TrimRight(text.HeadTail(d.Logs, maxLog), "\n")
+	if strings.TrimSpace(logs) != "" {
+		for i, l := range strings.Split(logs, "\n") {
+			v.Logs = append(v.Logs, logLine{N: i + 1, Text: displayLine(l)})
+		}
+	}
+	return v
 }
 
 // runPhases lists the phases from queued to done with their durations;
@@ -362,8 +406,9 @@ func (s *Server) runPage(w http.ResponseWriter, r *http.Request) {
 	v := runPageView{
 		Title:  fmt.Sprintf("Run %d: %s", rn.ID, runStatus(rn)),
 		Run:    s.runView(now, rn),
-		Phases: runPhases(now, rn),
-		Logs:   numberLogs(logs),
+		Phases:    runPhases(now, rn),
+		Diagnosis: newDiagnosisView(rn.Diagnosis, s.maxLog),
+		Logs:      numberLogs(logs),
 	}
 	if rn.Env != "" {
 		env, err := s.store.GetEnv(ctx, rn.Env)

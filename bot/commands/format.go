@@ -40,10 +40,54 @@ func FormatAnnouncement(a run.Announcement) chat.Message {
 	if a.CustomMatrix() && len(r.Matrix) > 0 {
 		m.Fields = append(m.Fields, chat.Field{Name: "matrix", Value: matrixText(r.Matrix)})
 	}
-	if r.Result == run.ResultError && r.Detail != "" {
+	d := r.Diagnosis
+	if r.Result == run.ResultError && r.Detail != "" && (d == nil || d.Class == run.DiagnosisInfrastructure) {
 		m.Lines = append(m.Lines, "detail: "+lastLine(r.Detail))
 	}
+	if d != nil && (r.Result == run.ResultFailed || r.Result == run.ResultError) {
+		m.Lines = append(m.Lines, diagnosisLines(d)...)
+	}
 	return m
+}
+
+// Bounds of a diagnosis in a chat message: the run page has all of it.
+const (
+	chatLogLines = 5
+	chatEvents   = 3
+)
+
+// diagnosisLines say which component failed and why, its last log lines
+// and its last warning events, briefly. Log and events are untrusted:
+// adapters strip them for their network; each line is bounded here.
+func diagnosisLines(d *run.Diagnosis) []string {
+	what := "failed"
+	switch d.Class {
+	case run.DiagnosisBroken:
+		what = "broken"
+	case run.DiagnosisImage:
+		what = "image missing"
+	case run.DiagnosisInfrastructure:
+		what = "cluster"
+	}
+	comp := d.Component
+	if comp == "" {
+		comp = "?"
+	}
+	whose := "not this change's component"
+	if d.Own {
+		whose = "this change's component"
+	}
+	out := []string{fmt.Sprintf("%s: %s (%s): %s", what, comp, whose, lastLine(d.Reason))}
+	if logs := strings.TrimRight(d.Logs, "\n"); strings.TrimSpace(logs) != "" {
+		lines := strings.Split(logs, "\n")
+		for _, l := range lines[max(0, len(lines)-chatLogLines):] {
+			out = append(out, "log: "+lastLine(l))
+		}
+	}
+	for _, e := range d.Events[max(0, len(d.Events)-chatEvents):] {
+		out = append(out, "event: "+lastLine(e))
+	}
+	return out
 }
 
 func resultMark(r run.Result) string {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ductbot/ductbot/core/k8s"
+	"github.com/ductbot/ductbot/core/k8s/diagnose"
 	"github.com/ductbot/ductbot/core/run"
 	"github.com/ductbot/ductbot/internal/text"
 )
@@ -108,6 +109,7 @@ func (e *Engine) deploy(ctx context.Context, r *run.Run, env *run.Env) {
 		Name: env.Release, Namespace: env.Namespace, Chart: e.chart, Values: values,
 		Labels: envLabels(env, r), Annotations: map[string]string{k8s.AnnotationProject: r.Project},
 		Timeout: e.cfg.Kubernetes.DeployTimeout.D(), Policy: e.cfg.Kubernetes.NamespacePolicy(),
+		Diagnose: e.diagnosePolicy(r),
 	}
 	backoff := e.cfg.Kubernetes.RetryBackoff.D()
 	for {
@@ -116,6 +118,7 @@ func (e *Engine) deploy(ctx context.Context, r *run.Run, env *run.Env) {
 		start := e.now()
 		err = e.cluster.Deploy(ctx, rel)
 		if err == nil {
+			r.Diagnosis = nil // an earlier attempt's
 			e.metrics.DeployDuration.Observe(e.now().Sub(start).Seconds())
 			break
 		}
@@ -123,6 +126,21 @@ func (e *Engine) deploy(ctx context.Context, r *run.Run, env *run.Env) {
 			return // execute records why
 		}
 		log.Warn("deploy failed", "attempt", r.Attempts, "err", err)
+		// What the pods showed decides: broken code fails the run (-1) and
+		// a missing image is an error, neither retried; anything else is
+		// the infrastructure's, retried.
+		var failure *k8s.DeployFailure
+		if errors.As(err, &failure) {
+			r.Diagnosis = e.diagnosis(failure)
+			if !failure.Retryable() {
+				result := run.ResultError
+				if failure.Class == k8s.FailureBroken {
+					result = run.ResultFailed
+				}
+				e.end(r, env, result, deployFailureDetail(failure))
+				return
+			}
+		}
 		if r.Attempts > e.cfg.Kubernetes.Retries {
 			e.end(r, env, run.ResultError, "deploy failed after "+fmt.Sprint(r.Attempts)+" attempts: "+text.LastLines(err.Error(), 12))
 			return
@@ -142,6 +160,51 @@ func (e *Engine) deploy(ctx context.Context, r *run.Run, env *run.Env) {
 	e.saveRun(r)
 	e.setEnvStatus(env, run.EnvReady)
 	e.notifyDeployed(r, env)
+}
+
+// diagnosePolicy is what makes a deploy of r stop early: the
+// configuration's limits, the components' names and the patch's own.
+func (e *Engine) diagnosePolicy(r *run.Run) diagnose.Policy {
+	k := e.cfg.Kubernetes
+	p := diagnose.Policy{CrashRestarts: k.CrashRestarts, ReadyTimeout: k.ReadyTimeout.D(), ImageWait: k.ImageWait.D()}
+	for _, c := range e.cfg.Components {
+		p.Components = append(p.Components, c.Name)
+	}
+	if proj, ok := e.cfg.Project(r.Project); ok {
+		p.PatchComponent = proj.Component
+	}
+	return p
+}
+
+// diagnosis is a deploy failure as the run keeps it, its log within
+// report.max_log_bytes.
+func (e *Engine) diagnosis(f *k8s.DeployFailure) *run.Diagnosis {
+	class := run.DiagnosisInfrastructure
+	switch f.Class {
+	case k8s.FailureBroken:
+		class = run.DiagnosisBroken
+	case k8s.FailureImage:
+		class = run.DiagnosisImage
+	}
+	if f.Component == "" && f.Reason == "" {
+		return nil // nothing in the namespace explained it: Helm's error says what there is
+	}
+	return &run.Diagnosis{
+		Class: class, Component: f.Component, Own: f.Own, Pod: f.Pod, Container: f.Container, Image: f.Image,
+		Reason: f.Reason, Logs: text.HeadTail(f.Logs, e.cfg.Report.MaxLogBytes), Events: f.Events, Others: f.Others,
+	}
+}
+
+// deployFailureDetail is a run's detail for a deploy that failed for good.
+func deployFailureDetail(f *k8s.DeployFailure) string {
+	switch f.Class {
+	case k8s.FailureBroken:
+		return fmt.Sprintf("deploy failed: %s is broken: %s", f.Component, f.Reason)
+	case k8s.FailureImage:
+		return fmt.Sprintf("deploy failed: %s: %s", f.Component, f.Reason)
+	default:
+		return "deploy failed: " + text.LastLines(f.Error(), 12)
+	}
 }
 
 func (e *Engine) test(ctx context.Context, r *run.Run, env *run.Env) {

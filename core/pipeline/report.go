@@ -37,16 +37,28 @@ func ReviewFor(r *run.Run, env *run.Env, runURL, label string, voteOnError bool,
 		fmt.Fprintf(&b, "ductbot: the end-to-end tests PASSED on patch set %d.\n", r.PatchSet)
 	case run.ResultFailed:
 		vote = -1
-		fmt.Fprintf(&b, "ductbot: the end-to-end tests FAILED on patch set %d.\n", r.PatchSet)
+		if d := r.Diagnosis; d != nil && d.Class == run.DiagnosisBroken {
+			fmt.Fprintf(&b, "ductbot: patch set %d FAILED to deploy: %s. The end-to-end tests did not run.\n", r.PatchSet, brokenComponent(d))
+		} else {
+			fmt.Fprintf(&b, "ductbot: the end-to-end tests FAILED on patch set %d.\n", r.PatchSet)
+		}
 	default:
 		if voteOnError {
 			vote = -1
 		}
-		fmt.Fprintf(&b, "ductbot: INFRASTRUCTURE ERROR on patch set %d; this says nothing about the patch. "+
-			"A trusted reviewer can reply \"recheck\" to try again.\n", r.PatchSet)
+		if d := r.Diagnosis; d != nil && d.Class == run.DiagnosisImage && r.Result == run.ResultError {
+			fmt.Fprintf(&b, "ductbot: ERROR on patch set %d: the image %s could not be pulled; most often CI has not pushed it yet. "+
+				"This says nothing about the patch. A trusted reviewer can reply \"recheck\" once the image is there.\n", r.PatchSet, oneLine(d.Image, 300))
+		} else {
+			fmt.Fprintf(&b, "ductbot: INFRASTRUCTURE ERROR on patch set %d; this says nothing about the patch. "+
+				"A trusted reviewer can reply \"recheck\" to try again.\n", r.PatchSet)
+		}
 	}
-	if r.Detail != "" {
+	if r.Detail != "" && (r.Diagnosis == nil || r.Diagnosis.Class == run.DiagnosisInfrastructure) {
 		fmt.Fprintf(&b, "\n%s\n", text.Truncate(r.Detail, 2000, "… (truncated)"))
+	}
+	if r.Diagnosis != nil {
+		writeDiagnosis(&b, r.Diagnosis)
 	}
 	fmt.Fprintf(&b, "\nTest logs: %s\n", runURL)
 	if env != nil && env.URL != "" {
@@ -61,6 +73,100 @@ func ReviewFor(r *run.Run, env *run.Env, runURL, label string, voteOnError bool,
 		rev.Labels = map[string]int{label: vote}
 	}
 	return rev
+}
+
+// brokenComponent says which component broke, and whether it is the
+// change's own: a neighbour failing may be this change's doing or not.
+func brokenComponent(d *run.Diagnosis) string {
+	c := oneLine(d.Component, 100)
+	if c == "" {
+		c = "a component"
+	}
+	if d.Own {
+		return c + " (this change's component) is broken"
+	}
+	return c + " is broken, which is not this change's component: it may fail because of this change or on its own"
+}
+
+// Bounds of a diagnosis in a Gerrit message (Gerrit refuses long
+// comments; the run page has all of it).
+const (
+	reviewLogBytes = 4096
+	reviewEvents   = 10
+)
+
+// writeDiagnosis adds what the pods showed: component, why, last log
+// lines and warning events, the untrusted parts bounded and stripped of
+// control characters. Indented lines are preformatted in Gerrit.
+func writeDiagnosis(b *strings.Builder, d *run.Diagnosis) {
+	b.WriteString("\n")
+	if d.Component != "" {
+		own := " (not this change's component)"
+		if d.Own {
+			own = " (this change's component)"
+		}
+		fmt.Fprintf(b, "Component: %s%s\n", oneLine(d.Component, 100), own)
+	}
+	if d.Reason != "" {
+		fmt.Fprintf(b, "Why: %s\n", oneLine(d.Reason, 500))
+	}
+	if d.Image != "" {
+		fmt.Fprintf(b, "Image: %s\n", oneLine(d.Image, 300))
+	}
+	if d.Pod != "" {
+		fmt.Fprintf(b, "Pod: %s", oneLine(d.Pod, 100))
+		if d.Container != "" {
+			fmt.Fprintf(b, ", container %s", oneLine(d.Container, 100))
+		}
+		b.WriteString("\n")
+	}
+	for _, o := range d.Others[:min(len(d.Others), 5)] {
+		fmt.Fprintf(b, "Also failing: %s\n", oneLine(o, 300))
+	}
+	if logs := strings.TrimRight(stripControl(d.Logs), "\n"); strings.TrimSpace(logs) != "" {
+		if len(logs) > reviewLogBytes {
+			logs = logs[len(logs)-reviewLogBytes:]
+			if i := strings.IndexByte(logs, '\n'); i >= 0 {
+				logs = logs[i+1:]
+			}
+			logs = "(… earlier lines on the run page)\n" + strings.ToValidUTF8(logs, "")
+		}
+		b.WriteString("\nLast log lines:\n")
+		for _, l := range strings.Split(logs, "\n") {
+			b.WriteString("    " + l + "\n")
+		}
+	}
+	if len(d.Events) > 0 {
+		b.WriteString("\nWarning events:\n")
+		evs := d.Events
+		if len(evs) > reviewEvents {
+			evs = evs[len(evs)-reviewEvents:]
+		}
+		for _, e := range evs {
+			b.WriteString("    " + oneLine(e, 300) + "\n")
+		}
+	}
+}
+
+// oneLine is untrusted s on one line, control characters removed, at most
+// n bytes.
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(stripControl(s)), " ")
+	return text.Truncate(s, n, "…")
+}
+
+// stripControl removes control characters but newlines and tabs (terminal
+// escapes in a log, say) and makes s valid UTF-8.
+func stripControl(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\t' {
+			return r
+		}
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return -1
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
 }
 
 func runDuration(r *run.Run) time.Duration {
