@@ -2,7 +2,6 @@ package config
 
 import (
 	"errors"
-	"strings"
 	"testing"
 	"time"
 )
@@ -25,11 +24,12 @@ func TestDiagnosisKeys(t *testing.T) {
 	for _, tc := range []struct{ extra, want string }{
 		{"kubernetes: {crash_restarts: -1}", "kubernetes.crash_restarts: must be at least 1 (default 2), got -1"},
 		{"kubernetes: {ready_timeout: 500ms}", "kubernetes.ready_timeout: must be at least 1s (default 3m0s)"},
-		{"kubernetes: {image_wait: -5s}", "kubernetes.image_wait: must be at least 1s (default 10m0s)"},
+		{"kubernetes: {image_wait: -5s}", `kubernetes.image_wait: "-5s" is negative; durations are 0 or more`},
+		{"kubernetes: {image_wait: 0s}", "kubernetes.image_wait: must be at least 1s (default 10m0s)"},
 	} {
 		_, err := Parse([]byte(minimal + tc.extra))
 		var fe Errors
-		if !errors.As(err, &fe) || len(fe) != 1 || !strings.Contains(fe[0].String(), tc.want) {
+		if !errors.As(err, &fe) || len(fe) != 1 || !mentions(fe[0].String(), tc.want) {
 			t.Errorf("%s: err = %v, want one problem %q", tc.extra, err, tc.want)
 		}
 	}

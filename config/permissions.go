@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -30,8 +31,24 @@ func CheckIdentityPattern(s string) error {
 	if !ok || network == "" || glob == "" || strings.ContainsAny(network, " \t*?") {
 		return fmt.Errorf("pattern %q: expected \"*\" or network:pattern, e.g. slack:U0123 or irc:*!*@host", s)
 	}
+	switch network {
+	case "slack":
+		if !slackIdentity.MatchString(glob) {
+			return fmt.Errorf("pattern %q: Slack people are named by member ID, such as slack:U0123ABCD (profile, ⋮, Copy member ID), not by name", s)
+		}
+	case "irc":
+		if strings.ContainsAny(glob, " \t,") {
+			return fmt.Errorf("pattern %q: an IRC pattern is an account name (irc:alice) or a nick!user@host mask (irc:*!*@host), without spaces or commas", s)
+		}
+	case "console":
+	default:
+		return fmt.Errorf("pattern %q: unknown network %q; expected irc, slack or console", s, network)
+	}
 	return nil
 }
+
+// slackIdentity is a Slack member ID or a glob over them.
+var slackIdentity = regexp.MustCompile(`^[UW*?][A-Z0-9*?]*$`)
 
 // validatePermissions reports unknown keys of chat.permissions (with a
 // suggestion) and malformed identity patterns there and in

@@ -46,7 +46,7 @@ func TestStreamEventsConfig(t *testing.T) {
 	base := `
 projects: [{name: p, component: wiki}]
 components: [{name: wiki, default_ref: latest, values: {wiki.image.tag: "{{.Ref}}"}}]
-chart: {ref: ./chart}
+chart: {ref: ./testdata/chart}
 `
 	gerrit := func(extra string) string {
 		return fmt.Sprintf("gerrit: {url: \"https://g\", username: bot, password_env: DUCTBOT_TEST_GERRIT_PW%s}\n", extra) + base
@@ -102,7 +102,7 @@ chart: {ref: ./chart}
 				t.Fatal("accepted")
 			}
 			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
+				if !mentions(err.Error(), w) {
 					t.Errorf("error does not mention %q:\n%v", w, err)
 				}
 			}

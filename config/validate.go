@@ -207,7 +207,7 @@ func (c *Config) Validate() Errors {
 		if !refToken.MatchString(comp.DefaultRef) {
 			add(p+".default_ref", "%q must be an image-tag-like token: letters, digits, '.', '_', '-', at most 128 characters", comp.DefaultRef)
 		}
-		if err := checkTemplate(comp.RefTemplate); err != nil {
+		if err := checkTemplate(comp.RefTemplate, sampleRef); err != nil {
 			add(p+".ref_template", "%v", err)
 		}
 		if len(comp.Values) == 0 {
@@ -217,7 +217,7 @@ func (c *Config) Validate() Errors {
 			if !validPath(path) {
 				add(p+".values", "%q is not a dotted chart-values path like a.b.c", path)
 			}
-			if err := checkTemplate(tmpl); err != nil {
+			if err := checkTemplate(tmpl, sampleValues); err != nil {
 				add(p+".values."+path, "%v", err)
 			}
 		}
@@ -252,14 +252,14 @@ func (c *Config) Validate() Errors {
 	if c.Chart.Ref == "" {
 		add("chart.ref", "required: a local chart folder, oci://registry/chart, or a repository URL ending in the chart name")
 	}
-	if err := checkTemplate(c.Chart.URLTemplate); err != nil {
+	if err := checkTemplate(c.Chart.URLTemplate, sampleEnv); err != nil {
 		add("chart.url_template", "%v", err)
 	}
 	for path, tmpl := range c.Chart.EnvValues {
 		if !validPath(path) {
 			add("chart.env_values", "%q is not a dotted chart-values path like a.b.c", path)
 		}
-		if err := checkTemplate(tmpl); err != nil {
+		if err := checkTemplate(tmpl, sampleEnv); err != nil {
 			add("chart.env_values."+path, "%v", err)
 		}
 	}
@@ -360,6 +360,7 @@ func (c *Config) Validate() Errors {
 		add("chat.rate_per_minute", "must not be negative")
 	}
 	validatePermissions(ch, add)
+	validateMore(c, add)
 
 	// cleanup
 	if err := ValidateSchedule(c.Cleanup.Schedule); err != nil {
@@ -441,13 +442,6 @@ var TemplateFuncs = template.FuncMap{
 	"contains":  strings.Contains,
 	"hasPrefix": strings.HasPrefix,
 	"lower":     strings.ToLower,
-}
-
-func checkTemplate(s string) error {
-	if _, err := template.New("").Funcs(TemplateFuncs).Option("missingkey=error").Parse(s); err != nil {
-		return fmt.Errorf("not a valid template: %v", err)
-	}
-	return nil
 }
 
 func validPath(p string) bool {
