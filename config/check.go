@@ -140,8 +140,14 @@ func validateMore(c *Config, add func(path, format string, args ...any)) {
 		add("chat.max_envs_per_user", "must be at least 1, or -1 for no limit (default 3), got %d", n)
 	}
 
-	// Channels: each project's channel must be one an adapter serves.
+	// Channels: each project's channel must be one an adapter serves. The
+	// console serves every channel; with no chat configured at all there
+	// is nothing to announce to and channels wait for an adapter.
+	chatting := c.Chat.IRC != nil || c.Chat.Slack != nil
 	for i, pr := range c.Projects {
+		if !chatting || c.Chat.Console {
+			break
+		}
 		for j, chn := range pr.Channels {
 			p := fmt.Sprintf("projects[%d].channels[%d]", i, j)
 			irc := strings.HasPrefix(chn, "#") || strings.HasPrefix(chn, "&")

@@ -175,3 +175,26 @@ func TestExplicitZeroStaysZero(t *testing.T) {
 		t.Errorf("unset: retries %d, retry_backoff %s; want the defaults 2 and 10s", k.Retries, k.RetryBackoff.D())
 	}
 }
+
+// The console serves every channel; IRC channels need IRC.
+func TestChannelsAndConsole(t *testing.T) {
+	withChannel := strings.Replace(head, "component: wiki}", `component: wiki, channels: ["#wf"]}`, 1)
+	for _, tc := range []struct{ chat, want string }{
+		{"", ""},
+		{"chat: {console: true}\n", ""},
+		{"chat: {irc: {server: \"irc.example.org:6697\", nick: ductbot}}\n", ""},
+		{"chat: {slack: {bot_token_env: DUCTBOT_TEST_BOT, app_token_env: DUCTBOT_TEST_APP}}\n",
+			`projects[0].channels[0]: line 2: "#wf" is an IRC channel, but chat.irc is not configured`},
+	} {
+		t.Setenv("DUCTBOT_TEST_BOT", "xoxb-x")
+		t.Setenv("DUCTBOT_TEST_APP", "xapp-x")
+		_, err := Parse([]byte(withChannel + tc.chat))
+		got := ""
+		if err != nil {
+			got = err.(Errors)[0].String()
+		}
+		if got != tc.want {
+			t.Errorf("%q: got %q, want %q", tc.chat, got, tc.want)
+		}
+	}
+}
