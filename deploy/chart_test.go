@@ -20,6 +20,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -561,4 +562,162 @@ func TestChartGuard(t *testing.T) {
 	if _, err := render(t, nil, &newer); err != nil {
 		t.Errorf("render on a cluster with ValidatingAdmissionPolicy: %v", err)
 	}
+}
+
+// haValues is a highly available installation: PostgreSQL state from a
+// Secret, leader election, replicas.
+func haValues(replicas int) map[string]any {
+	cfg := sampleConfig()
+	cfg["state"] = map[string]any{"driver": "postgres", "dsn_env": "DUCTBOT_STATE_DSN"}
+	cfg["ha"] = map[string]any{"enabled": true}
+	return map[string]any{
+		"config":    cfg,
+		"replicas":  replicas,
+		"secretEnv": map[string]any{"DUCTBOT_STATE_DSN": map[string]any{"name": "ductbot-state", "key": "dsn"}},
+	}
+}
+
+// TestChartHA: with config.ha.enabled the chart runs replicas that roll,
+// may hold the leader Lease in the release's namespace (and only that
+// Lease: RBAC and the admission guard), survive drains (a
+// PodDisruptionBudget) and prefer different nodes; without it, one pod
+// replaced with Recreate, as before.
+func TestChartHA(t *testing.T) {
+	r := mustRender(t, haValues(3))
+	d := only[*appsv1.Deployment](t, r)
+	if d.Spec.Replicas == nil || *d.Spec.Replicas != 3 {
+		t.Errorf("replicas = %v, want 3", d.Spec.Replicas)
+	}
+	ru := d.Spec.Strategy.RollingUpdate
+	if d.Spec.Strategy.Type != appsv1.RollingUpdateDeploymentStrategyType || ru == nil ||
+		ru.MaxUnavailable == nil || ru.MaxUnavailable.IntValue() != 0 || ru.MaxSurge == nil || ru.MaxSurge.IntValue() != 1 {
+		t.Errorf("strategy = %+v, want RollingUpdate with maxUnavailable 0, maxSurge 1", d.Spec.Strategy)
+	}
+	pod := d.Spec.Template.Spec
+	for _, v := range pod.Volumes {
+		if v.Name == "state" {
+			t.Errorf("a state volume %+v with PostgreSQL state", v)
+		}
+	}
+	if n := len(all[*corev1.PersistentVolumeClaim](r)); n != 0 {
+		t.Errorf("%d PVCs with PostgreSQL state, want none", n)
+	}
+	aff := pod.Affinity
+	if aff == nil || aff.PodAntiAffinity == nil || len(aff.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution) != 1 ||
+		len(aff.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution) != 0 {
+		t.Fatalf("affinity = %+v, want one preferred pod anti-affinity term", aff)
+	}
+	term := aff.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution[0].PodAffinityTerm
+	if term.TopologyKey != "kubernetes.io/hostname" || !reflect.DeepEqual(term.LabelSelector.MatchLabels, d.Spec.Selector.MatchLabels) {
+		t.Errorf("anti-affinity term = %+v, want the pods' selector per host", term)
+	}
+
+	pdb := only[*policyv1.PodDisruptionBudget](t, r)
+	if pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() != 1 ||
+		!reflect.DeepEqual(pdb.Spec.Selector.MatchLabels, d.Spec.Selector.MatchLabels) {
+		t.Errorf("PDB = %+v, want minAvailable 1 over the pods", pdb.Spec)
+	}
+
+	cfg := configOf(t, r)
+	if got := dig(cfg, "ha"); !reflect.DeepEqual(got, map[string]any{"enabled": true, "lease_name": "ductbot-leader", "lease_namespace": releaseNamespace}) {
+		t.Errorf("config ha = %v, want the lease ductbot-leader in %s", got, releaseNamespace)
+	}
+	if got := dig(cfg, "state"); !reflect.DeepEqual(got, map[string]any{"driver": "postgres", "dsn_env": "DUCTBOT_STATE_DSN"}) {
+		t.Errorf("config state = %v, want postgres from DUCTBOT_STATE_DSN and no path", got)
+	}
+
+	role := only[*rbacv1.Role](t, r)
+	wantRules := []rbacv1.PolicyRule{
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"create"}},
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, ResourceNames: []string{"ductbot-leader"}, Verbs: []string{"get", "update"}},
+	}
+	if !reflect.DeepEqual(role.Rules, wantRules) {
+		t.Errorf("leader Role rules = %+v, want %+v", role.Rules, wantRules)
+	}
+	rb := only[*rbacv1.RoleBinding](t, r)
+	sa := only[*corev1.ServiceAccount](t, r)
+	if rb.RoleRef.Name != role.Name || len(rb.Subjects) != 1 || rb.Subjects[0].Name != sa.Name || rb.Subjects[0].Namespace != releaseNamespace {
+		t.Errorf("RoleBinding %+v → %+v, want the ServiceAccount bound to %s", rb.Subjects, rb.RoleRef, role.Name)
+	}
+
+	vap := only[*admissionv1.ValidatingAdmissionPolicy](t, r)
+	lease := variable(vap, "isLease")
+	for _, want := range []string{"'coordination.k8s.io'", "'leases'", "request.namespace == '" + releaseNamespace + "'", "request.name == 'ductbot-leader'"} {
+		if !strings.Contains(lease, want) {
+			t.Errorf("guard isLease = %q, want it to check %s", lease, want)
+		}
+	}
+	if !strings.HasPrefix(vap.Spec.Validations[0].Expression, "variables.isLease || ") {
+		t.Errorf("guard validation %q, want the leader Lease let through", vap.Spec.Validations[0].Expression)
+	}
+
+	// A name of one's own, and one's own affinity.
+	vals := haValues(2)
+	vals["config"].(map[string]any)["ha"] = map[string]any{"enabled": true, "lease_name": "ci-bot-leader"}
+	vals["affinity"] = map[string]any{"nodeAffinity": map[string]any{"requiredDuringSchedulingIgnoredDuringExecution": map[string]any{
+		"nodeSelectorTerms": []any{map[string]any{"matchExpressions": []any{map[string]any{"key": "pool", "operator": "In", "values": []any{"ci"}}}}},
+	}}}
+	r = mustRender(t, vals)
+	if rules := only[*rbacv1.Role](t, r).Rules; len(rules) != 2 || !slices.Equal(rules[1].ResourceNames, []string{"ci-bot-leader"}) {
+		t.Errorf("Role rules %+v, want the named lease", rules)
+	}
+	if !strings.Contains(variable(only[*admissionv1.ValidatingAdmissionPolicy](t, r), "isLease"), "'ci-bot-leader'") {
+		t.Error("the guard does not let the named lease through")
+	}
+	if aff := only[*appsv1.Deployment](t, r).Spec.Template.Spec.Affinity; aff == nil || aff.NodeAffinity == nil || aff.PodAntiAffinity != nil {
+		t.Errorf("affinity = %+v, want the given one instead of the default", aff)
+	}
+
+	// Without ha: one pod, Recreate, no Lease, PDB or Role; the guard lets no Lease through.
+	r = mustRender(t, map[string]any{"config": sampleConfig()})
+	d = only[*appsv1.Deployment](t, r)
+	if *d.Spec.Replicas != 1 || d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType || d.Spec.Template.Spec.Affinity != nil {
+		t.Errorf("without ha: replicas %d, strategy %q, affinity %+v; want 1, Recreate, none", *d.Spec.Replicas, d.Spec.Strategy.Type, d.Spec.Template.Spec.Affinity)
+	}
+	if n := len(all[*policyv1.PodDisruptionBudget](r)) + len(all[*rbacv1.Role](r)) + len(all[*rbacv1.RoleBinding](r)); n != 0 {
+		t.Errorf("without ha: %d PDBs, Roles and RoleBindings, want none", n)
+	}
+	if got := strings.TrimSpace(variable(only[*admissionv1.ValidatingAdmissionPolicy](t, r), "isLease")); got != "false" {
+		t.Errorf("without ha the guard's isLease = %q, want false", got)
+	}
+	only[*corev1.PersistentVolumeClaim](t, r)
+
+	for name, tc := range map[string]struct {
+		vals map[string]any
+		want string
+	}{
+		"replicas without ha": {map[string]any{"config": sampleConfig(), "replicas": 2}, "replicas: 2 needs config.ha.enabled"},
+		"ha with sqlite": {map[string]any{"config": map[string]any{"ha": map[string]any{"enabled": true}}, "replicas": 2},
+			"config.ha.enabled needs config.state.driver: postgres"},
+		"lease elsewhere": {func() map[string]any {
+			v := haValues(2)
+			v["config"].(map[string]any)["ha"] = map[string]any{"enabled": true, "lease_namespace": "kube-system"}
+			return v
+		}(), `config.ha.lease_namespace "kube-system"`},
+	} {
+		t.Run("refused: "+name, func(t *testing.T) {
+			_, err := render(t, tc.vals, nil)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("render error = %v, want one saying %s", err, tc.want)
+			}
+		})
+	}
+
+	t.Run("lint", func(t *testing.T) {
+		for _, m := range lint.AllWithKubeVersion(chartDir, haValues(3), releaseNamespace, nil).Messages {
+			if m.Severity >= support.WarningSev {
+				t.Errorf("helm lint: %s", m)
+			}
+		}
+	})
+}
+
+// variable returns the expression of the guard's variable name.
+func variable(vap *admissionv1.ValidatingAdmissionPolicy, name string) string {
+	for _, v := range vap.Spec.Variables {
+		if v.Name == name {
+			return v.Expression
+		}
+	}
+	return ""
 }

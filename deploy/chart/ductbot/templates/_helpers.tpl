@@ -58,6 +58,25 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- default (include "ductbot.fullname" .) .Values.persistence.existingClaim }}
 {{- end }}
 
+{{/* "true" when ductbot keeps its state in SQLite (the default): one
+replica, the state on the volume. */}}
+{{- define "ductbot.sqlite" -}}
+{{- $state := default dict (get (default dict .Values.config) "state") }}
+{{- if eq (default "sqlite" (get $state "driver")) "sqlite" }}true{{ end }}
+{{- end }}
+
+{{/* "true" when config.ha.enabled: replicas, one of which leads. */}}
+{{- define "ductbot.ha" -}}
+{{- $ha := default dict (get (default dict .Values.config) "ha") }}
+{{- if get $ha "enabled" }}true{{ end }}
+{{- end }}
+
+{{/* The leader Lease's name: config.ha.lease_name, else <fullname>-leader. */}}
+{{- define "ductbot.leaseName" -}}
+{{- $ha := default dict (get (default dict .Values.config) "ha") }}
+{{- default (printf "%s-leader" (include "ductbot.fullname" .)) (get $ha "lease_name") }}
+{{- end }}
+
 {{/*
 ductbot.yaml: .Values.config with what the chart decides filled in and
 checked. Rendered as YAML.
@@ -65,6 +84,8 @@ checked. Rendered as YAML.
 {{- define "ductbot.config" -}}
 {{- $config := deepCopy (default dict .Values.config) }}
 {{- $state := default dict (get $config "state") }}
+{{- $driver := default "sqlite" (get $state "driver") }}
+{{- if eq $driver "sqlite" }}
 {{- $defaultPath := printf "%s/ductbot.db" (trimSuffix "/" .Values.persistence.mountPath) }}
 {{- $path := default $defaultPath (get $state "path") }}
 {{- if not (hasPrefix (printf "%s/" (trimSuffix "/" .Values.persistence.mountPath)) $path) }}
@@ -72,6 +93,21 @@ checked. Rendered as YAML.
 {{- end }}
 {{- $_ := set $state "path" $path }}
 {{- $_ := set $config "state" $state }}
+{{- end }}
+{{- $ha := default dict (get $config "ha") }}
+{{- if get $ha "enabled" }}
+{{- if ne $driver "postgres" }}
+{{- fail "config.ha.enabled needs config.state.driver: postgres (with state.dsn_env or dsn_file): replicas cannot share an SQLite file on a volume" }}
+{{- end }}
+{{- if and (get $ha "lease_namespace") (ne (get $ha "lease_namespace") .Release.Namespace) }}
+{{- fail (printf "config.ha.lease_namespace %q: the chart grants the Lease in the release's namespace %q only" (get $ha "lease_namespace") .Release.Namespace) }}
+{{- end }}
+{{- $_ := set $ha "lease_namespace" .Release.Namespace }}
+{{- $_ := set $ha "lease_name" (include "ductbot.leaseName" .) }}
+{{- $_ := set $config "ha" $ha }}
+{{- else if gt (int .Values.replicas) 1 }}
+{{- fail (printf "replicas: %d needs config.ha.enabled (and config.state.driver: postgres): without leader election every replica would poll Gerrit, deploy and vote" (int .Values.replicas)) }}
+{{- end }}
 {{- $web := default dict (get $config "web") }}
 {{- $listen := default (printf ":%d" (int .Values.port)) (get $web "listen") }}
 {{- if not (hasSuffix (printf ":%d" (int .Values.port)) $listen) }}
