@@ -49,6 +49,8 @@ lint:
 bench: cluster-bins
 	$(GO) test -p 1 -count=1 -timeout 20m -run '^$$' -bench . -benchtime 3x ./core/pipeline/ ./core/pipeline/cleanup/ ./core/gerrit/ ./core/k8s/
 	$(GO) test -count=1 -run '^$$' -bench 'Router' -benchtime 200ms ./bot/commands/
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 100x ./core/store/
+	$(GO) test -count=1 -run '^$$' -bench Failover -benchtime 5x ./core/leader/
 
 # The whole loop on this machine: local cluster, Gerrit test server, ductbot
 # with the console chat and the dashboard. Ctrl-C stops everything.

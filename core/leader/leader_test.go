@@ -65,7 +65,7 @@ type replica struct {
 	leadFor time.Duration // how long lead takes to return once told to stop
 }
 
-func newReplica(t *testing.T, cfg *rest.Config, lease, name string) *replica {
+func newReplica(t testing.TB, cfg *rest.Config, lease, name string) *replica {
 	t.Helper()
 	r := &replica{name: name, net: &cuttable{}, done: make(chan error, 1)}
 	c := rest.CopyConfig(cfg)
@@ -86,7 +86,7 @@ func newReplica(t *testing.T, cfg *rest.Config, lease, name string) *replica {
 	return r
 }
 
-func (r *replica) start(t *testing.T) {
+func (r *replica) start(t testing.TB) {
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	t.Cleanup(r.cancel)
 	go func() {
