@@ -16,7 +16,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ductbot/ductbot/core/k8s"
-	"github.com/ductbot/ductbot/core/k8s/localcluster"
 	"github.com/ductbot/ductbot/core/leader"
 )
 
@@ -26,16 +25,7 @@ import (
 // runs: it takes and renews its Lease; another Lease it may not create or
 // change.
 func TestChartInstallHA(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a local control plane")
-	}
-	c := localcluster.Shared(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	admin, err := k8s.New(k8s.Options{Kubeconfig: c.Kubeconfig})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, ctx, admin := clusterAdmin(t)
 	ch, err := loader.Load(chartDir)
 	if err != nil {
 		t.Fatal(err)
@@ -57,26 +47,7 @@ func TestChartInstallHA(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := admin.Deploy(ctx, k8s.Release{Name: name, Namespace: ns, Chart: ch, Timeout: 2 * time.Minute, Values: vals}); err != nil {
-		t.Fatalf("installing the chart: %v", err)
-	}
-	// As an operator leaves ductbot's own namespace: not one of its environments.
-	own, err := c.Client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	delete(own.Labels, k8s.LabelManagedBy)
-	delete(own.Labels, k8s.LabelInstance)
-	if _, err := c.Client.CoreV1().Namespaces().Update(ctx, own, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		if err := admin.Teardown(ctx, ns, name, time.Minute); err != nil {
-			t.Errorf("uninstalling the chart: %v", err)
-		}
-	})
+	installAsOperator(t, ctx, c, admin, k8s.Release{Name: name, Namespace: ns, Chart: ch, Timeout: 2 * time.Minute, Values: vals}, nil)
 
 	dep, err := c.Client.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {

@@ -63,6 +63,55 @@ func waitFor(ctx context.Context, what string, cond func() (bool, error)) error 
 	}
 }
 
+// clusterAdmin is the shared local control plane, a context for the test
+// (five minutes) and a client with the admin's rights. It skips the test
+// under -short.
+func clusterAdmin(t *testing.T) (*localcluster.Cluster, context.Context, *k8s.Client) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a local control plane")
+	}
+	c := localcluster.Shared(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	t.Cleanup(cancel)
+	admin, err := k8s.New(k8s.Options{Kubeconfig: c.Kubeconfig})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, ctx, admin
+}
+
+// installAsOperator installs rel as an operator would, and uninstalls it
+// when the test ends, then calling after.
+func installAsOperator(t *testing.T, ctx context.Context, c *localcluster.Cluster, admin *k8s.Client, rel k8s.Release, after func(context.Context)) {
+	t.Helper()
+	if err := admin.Deploy(ctx, rel); err != nil {
+		t.Fatalf("installing the chart: %v", err)
+	}
+	// ductbot's client labels every namespace it deploys to as one of its
+	// environments; an operator installs ductbot with helm, which does not.
+	// The guard must see ductbot's own namespace as an operator leaves it.
+	own, err := c.Client.CoreV1().Namespaces().Get(ctx, rel.Namespace, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(own.Labels, k8s.LabelManagedBy)
+	delete(own.Labels, k8s.LabelInstance)
+	if _, err := c.Client.CoreV1().Namespaces().Update(ctx, own, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := admin.Teardown(ctx, rel.Namespace, rel.Name, time.Minute); err != nil {
+			t.Errorf("uninstalling the chart: %v", err)
+		}
+		if after != nil {
+			after(ctx)
+		}
+	})
+}
+
 // TestChartInstall installs the chart on a real API server (RBAC on), waits
 // for ductbot's Deployment to be ready, and then, impersonating the chart's
 // ServiceAccount, does what ductbot does: creates a labelled namespace,
@@ -71,16 +120,7 @@ func waitFor(ctx context.Context, what string, cond func() (bool, error)) error 
 // and tears the environment down. It also checks what the ServiceAccount
 // must not be able to do.
 func TestChartInstall(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a local control plane")
-	}
-	c := localcluster.Shared(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	admin, err := k8s.New(k8s.Options{Kubeconfig: c.Kubeconfig})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, ctx, admin := clusterAdmin(t)
 
 	// A static volume for the state claim: the local cluster has no provisioner.
 	pv := &corev1.PersistentVolume{
@@ -122,27 +162,7 @@ func TestChartInstall(t *testing.T) {
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := admin.Deploy(ctx, rel); err != nil {
-		t.Fatalf("installing the chart: %v", err)
-	}
-	// ductbot's client labels every namespace it deploys to as one of its
-	// environments; an operator installs ductbot with helm, which does not.
-	// The guard must see ductbot's own namespace as an operator leaves it.
-	own, err := c.Client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	delete(own.Labels, k8s.LabelManagedBy)
-	delete(own.Labels, k8s.LabelInstance)
-	if _, err := c.Client.CoreV1().Namespaces().Update(ctx, own, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		if err := admin.Teardown(ctx, ns, name, time.Minute); err != nil {
-			t.Errorf("uninstalling the chart: %v", err)
-		}
+	installAsOperator(t, ctx, c, admin, rel, func(ctx context.Context) {
 		if _, err := c.Client.RbacV1().ClusterRoles().Get(ctx, "ductbot-environments", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			t.Errorf("ClusterRole ductbot-environments after uninstall: err = %v, want NotFound", err)
 		}

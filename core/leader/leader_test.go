@@ -112,18 +112,27 @@ func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) t
 	return time.Since(start)
 }
 
+// leaderAndFollower starts replica a on a new Lease, waits until it leads,
+// and starts replica b. a's lead takes leadFor to return once told to stop.
+func leaderAndFollower(t *testing.T, leadFor time.Duration) (*localcluster.Cluster, string, *replica, *replica) {
+	t.Helper()
+	cluster := localcluster.Shared(t)
+	lease := leaseName()
+	a := newReplica(t, cluster.RESTConfig, lease, "replica-a")
+	a.leadFor = leadFor
+	b := newReplica(t, cluster.RESTConfig, lease, "replica-b")
+	a.start(t)
+	waitFor(t, "a leads", 30*time.Second, a.e.Leading)
+	b.start(t)
+	return cluster, lease, a, b
+}
+
 // TestOneLeadsTheOtherTakesOver: of two electors on one Lease one leads,
 // the other waits; when the leader is cut off from the API server its
 // guard turns false before the other may take over, the other leads within
 // the lease duration + 5 s, and the first's Run reports the loss.
 func TestOneLeadsTheOtherTakesOver(t *testing.T) {
-	cluster := localcluster.Shared(t)
-	lease := leaseName()
-	a := newReplica(t, cluster.RESTConfig, lease, "replica-a")
-	b := newReplica(t, cluster.RESTConfig, lease, "replica-b")
-	a.start(t)
-	waitFor(t, "a leads", 30*time.Second, a.e.Leading)
-	b.start(t)
+	cluster, lease, a, b := leaderAndFollower(t, 0)
 
 	// For two lease durations exactly one leads: a.
 	for end := time.Now().Add(2 * leaseDuration); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
@@ -189,14 +198,7 @@ func TestOneLeadsTheOtherTakesOver(t *testing.T) {
 // guard) while its work finishes, then releases it, and the follower leads
 // at once, long before the lease duration.
 func TestGracefulHandover(t *testing.T) {
-	cluster := localcluster.Shared(t)
-	lease := leaseName()
-	a := newReplica(t, cluster.RESTConfig, lease, "replica-a")
-	a.leadFor = 3 * time.Second // in-flight work finishing
-	b := newReplica(t, cluster.RESTConfig, lease, "replica-b")
-	a.start(t)
-	waitFor(t, "a leads", 30*time.Second, a.e.Leading)
-	b.start(t)
+	_, _, a, b := leaderAndFollower(t, 3*time.Second) // a's in-flight work takes 3 s to finish
 	time.Sleep(leaseDuration)
 
 	stopped := time.Now()
@@ -224,13 +226,7 @@ func TestGracefulHandover(t *testing.T) {
 // TestRunStopsBeforeLeading: a follower stopped before it ever leads
 // returns at once.
 func TestRunStopsBeforeLeading(t *testing.T) {
-	cluster := localcluster.Shared(t)
-	lease := leaseName()
-	a := newReplica(t, cluster.RESTConfig, lease, "replica-a")
-	b := newReplica(t, cluster.RESTConfig, lease, "replica-b")
-	a.start(t)
-	waitFor(t, "a leads", 30*time.Second, a.e.Leading)
-	b.start(t)
+	_, _, a, b := leaderAndFollower(t, 0)
 	time.Sleep(retryPeriod)
 	b.cancel()
 	select {
