@@ -23,7 +23,8 @@ const demoProject = "wikifunctions/function-orchestrator"
 
 // demoConfig is the configuration the demo runs ductbot with. The chart's
 // simulation knobs follow the commit subject: "FAIL" fails the tests,
-// "SLOW" makes them take 20 seconds (time enough to supersede).
+// "SLOW" makes them take 20 seconds (time enough to supersede), "CRASH"
+// makes the patch's orchestrator crash-loop.
 const demoConfig = `
 gerrit:
   url: %q
@@ -43,6 +44,7 @@ chart:
   ref: %q
   env_values:
     ingress.host: "{{.Env}}.envs.localhost"
+    orchestrator.simulate.mode: '{{if contains .Subject "CRASH"}}crash{{end}}'
     e2e.simulate.outcome: '{{if contains .Subject "FAIL"}}fail{{else}}pass{{end}}'
     e2e.simulate.duration: '{{if contains .Subject "SLOW"}}20s{{else}}2s{{end}}'
     e2e.simulate.log: |-
@@ -68,11 +70,12 @@ cleanup: {schedule: "@every 1m", ttl_default: 2h}
 // runDemo runs the whole loop on this machine: a local Kubernetes control
 // plane, a Gerrit test server with a sample project, and ductbot with the
 // console chat and the dashboard. It uploads patch sets to show a pass, a
-// superseded run and a failure, then hands the console to the person.
+// superseded run, a failing test and a patch that crash-loops, then hands
+// the console to the person.
 func runDemo(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:8080", "dashboard address (a free port is used when taken)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	chartPath, err := filepath.Abs(filepath.Join("examples", "chart", "wikifunctions"))
@@ -141,6 +144,11 @@ func runDemo(ctx context.Context, args []string) error {
 	say("alice uploads change 3, which breaks the end-to-end tests: Verified -1 with the test log")
 	c3 := g.CreateChange(demoProject, "master", "Refactor the echo builtin FAIL", "alice")
 	waitVotes(ctx, g, c3, 1)
+
+	say("alice uploads change 4, whose orchestrator crash-loops on start: Verified -1 within seconds, naming the component, " +
+		"CrashLoopBackOff, its last log lines and warning events (see the run page's Diagnosis)")
+	c4 := g.CreateChange(demoProject, "master", "Read the function cache path from a new setting CRASH", "alice")
+	waitVotes(ctx, g, c4, 1)
 
 	say(`Your turn. Type a command and press Enter, for example:
       !env %d orchestrator=abc      an environment with a custom matrix

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -31,14 +30,14 @@ func devStatePath() (string, error) {
 }
 
 func runDev(ctx context.Context, args []string) error {
-	usage := "usage: ductbot dev install | dev cluster up|down|env"
+	usageLine := "usage: ductbot dev install | dev cluster up|down|env"
 	if len(args) == 0 {
-		return errors.New(usage)
+		return usagef("%s", usageLine)
 	}
 	switch args[0] {
 	case "install":
 		fs := flag.NewFlagSet("dev install", flag.ContinueOnError)
-		if err := fs.Parse(args[1:]); err != nil {
+		if err := parseFlags(fs, args[1:]); err != nil {
 			return err
 		}
 		bins, err := localcluster.Install(ctx, localcluster.InstallOptions{Build: true, Progress: os.Stderr})
@@ -50,7 +49,7 @@ func runDev(ctx context.Context, args []string) error {
 		return nil
 	case "cluster":
 		if len(args) < 2 {
-			return errors.New(usage)
+			return usagef("%s", usageLine)
 		}
 		switch args[1] {
 		case "up":
@@ -66,7 +65,7 @@ func runDev(ctx context.Context, args []string) error {
 			return nil
 		}
 	}
-	return errors.New(usage)
+	return usagef("%s", usageLine)
 }
 
 // devClusterUp runs a local cluster in the foreground until interrupted.

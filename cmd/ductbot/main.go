@@ -15,6 +15,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"time"
@@ -25,7 +26,7 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-const usage = `usage:
+const usageText = `usage:
   ductbot run      --config FILE   run the bot
   ductbot validate --config FILE   check a configuration and exit
   ductbot sweep    --config FILE   run one cleanup sweep now
@@ -34,58 +35,34 @@ const usage = `usage:
   ductbot demo                     the whole loop on this machine (local cluster, Gerrit test server, console chat)
   ductbot dev install              build the local control plane's binaries into the cache
   ductbot dev cluster up|down|env  run a local Kubernetes control plane
-  ductbot version`
+  ductbot version                  module version, VCS revision, Go version
+  ductbot help [COMMAND]           this, or a command's flags (also COMMAND --help)
+
+exit status: 0 done, 1 failed, 2 called wrongly (unknown command or flag)`
 
 func main() {
 	ctx, stop := signalContext()
-	defer stop()
-	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, usage)
-		os.Exit(2)
-	}
-	var err error
-	switch os.Args[1] {
-	case "run":
-		err = cmdRun(ctx, os.Args[2:])
-	case "validate":
-		err = cmdValidate(os.Args[2:])
-	case "sweep":
-		err = cmdSweep(ctx, os.Args[2:])
-	case "state":
-		err = runState(ctx, os.Args[2:], os.Stdout)
-	case "demo":
-		err = runDemo(ctx, os.Args[2:])
-	case "dev":
-		err = runDev(ctx, os.Args[2:])
-	case "version", "--version":
-		fmt.Println("ductbot", version)
-	case "help", "-h", "--help":
-		fmt.Println(usage)
-	default:
-		err = fmt.Errorf("unknown command %q\n%s", os.Args[1], usage)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "ductbot:", err)
-		os.Exit(1)
-	}
+	code := realMain(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
 func loadConfig(name string, args []string) (*config.Config, *flag.FlagSet, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	path := fs.String("config", "ductbot.yaml", "configuration file")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return nil, nil, err
 	}
 	cfg, err := config.Load(*path)
 	return cfg, fs, err
 }
 
-func cmdValidate(args []string) error {
+func cmdValidate(args []string, out io.Writer) error {
 	cfg, _, err := loadConfig("validate", args)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("configuration OK: %d projects, %d components, chart %s\n", len(cfg.Projects), len(cfg.Components), cfg.Chart.Ref)
+	fmt.Fprintf(out, "configuration OK: %d projects, %d components, chart %s\n", len(cfg.Projects), len(cfg.Components), cfg.Chart.Ref)
 	return nil
 }
 
@@ -93,15 +70,19 @@ func cmdRun(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	path := fs.String("config", "ductbot.yaml", "configuration file")
 	grace := fs.Duration("grace", 30*time.Second, "how long in-flight steps may finish after SIGTERM")
-	jsonLogs := fs.Bool("json-logs", false, "log JSON lines instead of text")
-	if err := fs.Parse(args); err != nil {
+	jsonLogs := fs.Bool("json-logs", false, "log JSON lines instead of text (old spelling of --log-format json)")
+	lf := addLogFlags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log, err := lf.logger(*jsonLogs)
+	if err != nil {
 		return err
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
 		return err
 	}
-	log := newLogger(*jsonLogs)
 	a, err := newApp(ctx, cfg, appOptions{Logger: log, ConsoleIn: os.Stdin, ConsoleOut: os.Stdout})
 	if err != nil {
 		return err
@@ -114,12 +95,22 @@ func cmdRun(ctx context.Context, args []string) error {
 }
 
 func cmdSweep(ctx context.Context, args []string) error {
-	cfg, _, err := loadConfig("sweep", args)
+	fs := flag.NewFlagSet("sweep", flag.ContinueOnError)
+	path := fs.String("config", "ductbot.yaml", "configuration file")
+	lf := addLogFlags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log, err := lf.logger(false)
+	if err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path)
 	if err != nil {
 		return err
 	}
 	cfg.Chat.Console = false
-	a, err := newApp(ctx, cfg, appOptions{Logger: newLogger(false)})
+	a, err := newApp(ctx, cfg, appOptions{Logger: log})
 	if err != nil {
 		return err
 	}

@@ -45,7 +45,7 @@ const stateUsage = `usage:
 // runState runs `ductbot state ...`.
 func runState(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) == 0 || args[0] != "migrate" {
-		return errors.New(stateUsage)
+		return usage(errors.New(stateUsage))
 	}
 	fs := flag.NewFlagSet("state migrate", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -55,16 +55,19 @@ func runState(ctx context.Context, args []string, out io.Writer) error {
 	dsnFile := fs.String("dsn-file", "", "file holding the PostgreSQL URL")
 	cfgPath := fs.String("config", "", "configuration whose state.dsn_env or state.dsn_file names the PostgreSQL URL")
 	if err := fs.Parse(args[1:]); err != nil {
-		return fmt.Errorf("%w\n%s", err, stateUsage)
+		if errors.Is(err, flag.ErrHelp) {
+			return usage(errors.New(stateUsage))
+		}
+		return usage(fmt.Errorf("%w\n%s", err, stateUsage))
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected %q\n%s", fs.Arg(0), stateUsage)
+		return usagef("unexpected %q\n%s", fs.Arg(0), stateUsage)
 	}
 	if *from == "" || *to == "" {
-		return errors.New("say where from and where to: --from sqlite:PATH --to postgres\n" + stateUsage)
+		return usage(errors.New("say where from and where to: --from sqlite:PATH --to postgres\n" + stateUsage))
 	}
 	if (*from == "postgres") == (*to == "postgres") {
-		return errors.New("copy between one SQLite file and one PostgreSQL database: one of --from and --to is postgres, the other sqlite:PATH\n" + stateUsage)
+		return usage(errors.New("copy between one SQLite file and one PostgreSQL database: one of --from and --to is postgres, the other sqlite:PATH\n" + stateUsage))
 	}
 	dsn := func() (string, error) {
 		if *dsnEnv != "" || *dsnFile != "" {

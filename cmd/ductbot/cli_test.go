@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// The CLI contract: --help exits 0 for the root and every command, a
+// usage error exits 2 and is printed once, a failure exits 1.
+func TestExitCodes(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("gerrit: {url: ftp://x}\nkubernetes: {retries: four}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args      []string
+		code      int
+		out, errs string // substrings of stdout and stderr
+		errsOnce  string // printed exactly once on stderr
+	}{
+		{args: nil, code: 2, errs: "usage:"},
+		{args: []string{"--help"}, code: 0, out: "usage:"},
+		{args: []string{"-h"}, code: 0, out: "usage:"},
+		{args: []string{"help"}, code: 0, out: "exit status: 0 done, 1 failed, 2 called wrongly"},
+		{args: []string{"help", "validate"}, code: 0, out: "usage: ductbot validate"},
+		{args: []string{"frobnicate"}, code: 2, errsOnce: `unknown command "frobnicate"`},
+		{args: []string{"run", "--help"}, code: 0, out: "usage: ductbot run"},
+		{args: []string{"validate", "-h"}, code: 0, out: "usage: ductbot validate"},
+		{args: []string{"sweep", "--help"}, code: 0, out: "usage: ductbot sweep"},
+		{args: []string{"state", "--help"}, code: 0, out: "ductbot state migrate"},
+		{args: []string{"state", "migrate", "--help"}, code: 0, out: "ductbot state migrate"},
+		{args: []string{"demo", "--help"}, code: 0, out: "usage: ductbot demo"},
+		{args: []string{"dev", "--help"}, code: 0, out: "usage: ductbot dev"},
+		{args: []string{"dev", "cluster", "--help"}, code: 0, out: "usage: ductbot dev"},
+		{args: []string{"version", "--help"}, code: 0, out: "usage: ductbot version"},
+		{args: []string{"validate", "--bogus"}, code: 2, errsOnce: "flag provided but not defined: -bogus"},
+		{args: []string{"validate", "--config", bad, "extra"}, code: 2, errsOnce: `unexpected argument "extra"`},
+		{args: []string{"run", "--log-format", "xml", "--config", bad}, code: 2, errsOnce: `--log-format "xml": want text or json`},
+		{args: []string{"run", "--log-level", "loud", "--config", bad}, code: 2, errsOnce: `--log-level "loud"`},
+		{args: []string{"state"}, code: 2, errs: "usage:"},
+		{args: []string{"state", "migrate", "--nope"}, code: 2, errsOnce: "flag provided but not defined: -nope"},
+		{args: []string{"dev"}, code: 2, errs: "usage: ductbot dev"},
+		{args: []string{"dev", "cluster", "sideways"}, code: 2, errs: "usage: ductbot dev"},
+		{args: []string{"version", "extra"}, code: 2, errs: "version takes no arguments"},
+		{args: []string{"validate", "--config", bad}, code: 1, errsOnce: `kubernetes.retries: line 2: "four" is not an integer`},
+		{args: []string{"validate", "--config", filepath.Join(t.TempDir(), "missing.yaml")}, code: 1, errs: "reading configuration"},
+		{args: []string{"version"}, code: 0, out: runtime.Version()},
+	} {
+		var out, errs bytes.Buffer
+		code := realMain(t.Context(), tc.args, &out, &errs)
+		if code != tc.code {
+			t.Errorf("ductbot %q: exit %d, want %d\nstdout: %s\nstderr: %s", tc.args, code, tc.code, out.String(), errs.String())
+		}
+		if !strings.Contains(out.String(), tc.out) {
+			t.Errorf("ductbot %q: stdout %q, want it to contain %q", tc.args, out.String(), tc.out)
+		}
+		if !strings.Contains(errs.String(), tc.errs) {
+			t.Errorf("ductbot %q: stderr %q, want it to contain %q", tc.args, errs.String(), tc.errs)
+		}
+		if tc.errsOnce != "" && strings.Count(errs.String(), tc.errsOnce) != 1 {
+			t.Errorf("ductbot %q: stderr %q, want %q exactly once", tc.args, errs.String(), tc.errsOnce)
+		}
+		if tc.code == 0 && errs.Len() > 0 {
+			t.Errorf("ductbot %q: exit 0 with stderr %q", tc.args, errs.String())
+		}
+	}
+}
+
+// The built binary's version names the commit it was built from.
+func TestVersionOfTheBuiltBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	head, err := exec.Command("git", "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Skipf("not in a git work tree: %v", err)
+	}
+	bin := filepath.Join(t.TempDir(), "ductbot")
+	if out, err := exec.Command("go", "build", "-buildvcs=true", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "(revision " + strings.TrimSpace(string(head))
+	if !strings.HasPrefix(string(out), "ductbot ") || !strings.Contains(string(out), want) || !strings.Contains(string(out), runtime.Version()) {
+		t.Errorf("ductbot version = %q, want the module version, %q and %s", out, want, runtime.Version())
+	}
+	cmd := exec.Command(bin, "frobnicate")
+	if err := cmd.Run(); cmd.ProcessState.ExitCode() != 2 {
+		t.Errorf("ductbot frobnicate: %v, want exit status 2", err)
+	}
+}
