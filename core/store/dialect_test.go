@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"net"
 	"reflect"
 	"slices"
 	"strings"
@@ -236,5 +237,38 @@ func TestPostgresErrorsHidePassword(t *testing.T) {
 				t.Errorf("error %q does not say %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestPostgresConnectTimeout: a server that accepts connections and never
+// answers does not hang OpenPostgres.
+func TestPostgresConnectTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // silent until the test ends
+		}
+	}()
+	old := connectTimeout
+	connectTimeout = time.Second
+	defer func() { connectTimeout = old }()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second) // a bound for the test, not the one tested
+	defer cancel()
+	start := time.Now()
+	s, err := OpenPostgres(ctx, "postgres://u@"+ln.Addr().String()+"/ductbot?sslmode=disable")
+	if err == nil {
+		s.Close()
+		t.Fatal("OpenPostgres of a silent server succeeded")
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("OpenPostgres took %s to give up, want about the connect timeout (1s): %v", took, err)
 	}
 }

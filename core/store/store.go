@@ -29,6 +29,10 @@ var ErrNewerSchema = errors.New("store schema is newer than this binary")
 // database or is damaged.
 var ErrCorrupt = errors.New("store file is not a valid SQLite database")
 
+// connectTimeout bounds each new PostgreSQL connection unless the DSN
+// sets connect_timeout.
+var connectTimeout = 10 * time.Second
+
 // busyTimeout is how long a connection waits for a lock held by another
 // connection (another process, or a checkpoint) before giving up.
 const busyTimeout = 10 * time.Second
@@ -108,6 +112,9 @@ func OpenPostgres(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		// pgx's message may quote the DSN: say only what is wrong with it.
 		return nil, errors.New("open store: the PostgreSQL DSN does not parse: want postgres://user:password@host:port/database or host=... dbname=... pairs")
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = connectTimeout // a DSN's connect_timeout wins
 	}
 	name := fmt.Sprintf("postgres://%s/%s", hostPort(cfg), url.PathEscape(cfg.Database))
 	conn := stdlib.OpenDB(*cfg)
