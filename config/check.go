@@ -131,6 +131,9 @@ func validateMore(c *Config, add func(path, format string, args ...any)) {
 	atLeast("cleanup.ttl_default", cl.TTLDefault, time.Minute, "24h")
 	atLeast("cleanup.ttl_max", cl.TTLMax, time.Minute, "7d")
 	atLeast("cleanup.idle_after", cl.IdleAfter, time.Hour, "14d; set cleanup.idle: false to keep idle environments")
+	if cl.SleepAfter != 0 {
+		atLeast("cleanup.sleep_after", cl.SleepAfter, time.Minute, "off")
+	}
 	atLeast("cleanup.orphan_grace", cl.OrphanGrace, time.Minute, "10m")
 	atLeast("cleanup.logs_retention", cl.LogsRetention, time.Hour, "30d")
 	if c.Chat.RatePerMinute == 0 {

@@ -109,6 +109,9 @@ type Kubernetes struct {
 	Retries         int      `yaml:"retries"`          // extra attempts after an infrastructure error; default 2
 	RetryBackoff    Duration `yaml:"retry_backoff"`    // first wait between attempts, doubling; default 10s
 	MaxEnvs         int      `yaml:"max_envs"`         // live environments at most; 0: no cap
+	// MaxSleeping caps the environments asleep at once (they do not count
+	// toward MaxEnvs); 0: no cap.
+	MaxSleeping int `yaml:"max_sleeping"`
 	// Instance names this ductbot among others sharing the cluster: it is
 	// the value of the ductbot.dev/instance label on every namespace and
 	// release, and sweeps, repairs and orphan removal touch only objects
@@ -223,17 +226,20 @@ type Slack struct {
 
 // Cleanup controls the sweep that tears environments down.
 type Cleanup struct {
-	Schedule      string   `yaml:"schedule"` // cron spec; default "@every 10m"
-	DryRun        bool     `yaml:"dry_run"`
-	Merged        *bool    `yaml:"merged"`    // tear down when the change merged; default true
-	Abandoned     *bool    `yaml:"abandoned"` // default true
-	MergedGrace   Duration `yaml:"merged_grace"`
-	TTL           *bool    `yaml:"ttl"`         // expire !env environments; default true
-	TTLDefault    Duration `yaml:"ttl_default"` // default 24h
-	TTLMax        Duration `yaml:"ttl_max"`     // default 7d
-	Idle          *bool    `yaml:"idle"`        // default true
-	IdleAfter     Duration `yaml:"idle_after"`  // default 14d
-	Orphans       *bool    `yaml:"orphans"`     // default true
+	Schedule    string   `yaml:"schedule"` // cron spec; default "@every 10m"
+	DryRun      bool     `yaml:"dry_run"`
+	Merged      *bool    `yaml:"merged"`    // tear down when the change merged; default true
+	Abandoned   *bool    `yaml:"abandoned"` // default true
+	MergedGrace Duration `yaml:"merged_grace"`
+	TTL         *bool    `yaml:"ttl"`         // expire !env environments; default true
+	TTLDefault  Duration `yaml:"ttl_default"` // default 24h
+	TTLMax      Duration `yaml:"ttl_max"`     // default 7d
+	Idle        *bool    `yaml:"idle"`        // default true
+	IdleAfter   Duration `yaml:"idle_after"`  // default 14d
+	// SleepAfter puts an environment to sleep after this long without a
+	// run or a chat command naming it; 0 (the default) never does.
+	SleepAfter    Duration `yaml:"sleep_after"`
+	Orphans       *bool    `yaml:"orphans"` // default true
 	OrphanGrace   Duration `yaml:"orphan_grace"`
 	LogsRetention Duration `yaml:"logs_retention"` // default 30d
 	Protected     []string `yaml:"protected"`      // environment names no policy removes

@@ -289,6 +289,9 @@ func (c *Config) Validate() Errors {
 	if k.MaxEnvs < 0 {
 		add("kubernetes.max_envs", "must not be negative (0 means no cap)")
 	}
+	if k.MaxSleeping < 0 {
+		add("kubernetes.max_sleeping", "must not be negative (0 means no cap)")
+	}
 	if k.CrashRestarts < 1 {
 		add("kubernetes.crash_restarts", "must be at least 1 (default %d), got %d", DefaultCrashRestarts, k.CrashRestarts)
 	}

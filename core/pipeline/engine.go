@@ -130,6 +130,13 @@ func (e *Engine) Run(ctx context.Context, grace time.Duration) error {
 	}
 	base, cancelAll := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer cancelAll(errShutdown)
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		if err := e.RepairSleep(base); err != nil {
+			e.log.Warn("finishing interrupted sleeps and wakes", "err", err)
+		}
+	}()
 	reporter := make(chan struct{})
 	go func() { defer close(reporter); e.retryReports(ctx) }()
 	defer func() { <-reporter }()
@@ -279,6 +286,11 @@ func (e *Engine) dispatch(base context.Context) {
 	for _, s := range starts {
 		go func() {
 			defer e.wg.Done()
+			// An asleep environment wakes before its run: a retest needs
+			// it up, and a deploy must not leave the sleep annotations.
+			if err := e.wakeHeld(s.ctx, s.q.env, "a run"); err != nil {
+				e.log.Warn("waking before a run", "env", s.q.env, "run", s.q.id, "err", err)
+			}
 			e.execute(s.ctx, s.q.id)
 			e.mu.Lock()
 			delete(e.active, s.q.id)

@@ -35,8 +35,11 @@ type fakeCluster struct {
 	hold     map[string]chan struct{} // release -> closed to let its deploys finish
 	busy     map[string]bool
 	overlap  bool
-	deployed []string // releases, in order
-	fail     bool     // tests fail
+	deployed []string        // releases, in order
+	fail     bool            // tests fail
+	asleep   map[string]bool // namespace -> scaled to 0 (Sleep and Wake)
+	sleeps   int
+	wakes    int
 }
 
 func newFakeCluster() *fakeCluster {
@@ -92,6 +95,33 @@ func (c *fakeCluster) Test(ctx context.Context, ns, name string, _ time.Duration
 func (c *fakeCluster) Teardown(ctx context.Context, ns, name string, _ time.Duration) error {
 	defer c.enter(name)()
 	return nil
+}
+
+func (c *fakeCluster) Sleep(ctx context.Context, ns string) error {
+	defer c.enter("ns:" + ns)()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.asleep == nil {
+		c.asleep = map[string]bool{}
+	}
+	c.asleep[ns] = true
+	c.sleeps++
+	return nil
+}
+
+func (c *fakeCluster) Wake(ctx context.Context, ns string, _ time.Duration) error {
+	defer c.enter("ns:" + ns)()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.asleep, ns)
+	c.wakes++
+	return nil
+}
+
+func (c *fakeCluster) isAsleep(ns string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.asleep[ns]
 }
 
 // fakeGerrit holds changes in memory and records reviews.

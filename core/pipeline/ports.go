@@ -45,6 +45,11 @@ type Cluster interface {
 	// that the release is free for the next operation within seconds.
 	Test(ctx context.Context, namespace, name string, timeout time.Duration) (*k8s.TestResult, error)
 	Teardown(ctx context.Context, namespace, name string, timeout time.Duration) error
+	// Sleep scales the namespace's workloads to 0, remembering their
+	// replicas; Wake restores them and waits for ready. Both are
+	// idempotent, so repeating one finishes it after a crash.
+	Sleep(ctx context.Context, namespace string) error
+	Wake(ctx context.Context, namespace string, timeout time.Duration) error
 }
 
 // Gerrit is what the pipeline reads from and writes to Gerrit.

@@ -252,7 +252,7 @@ func (s *Service) Retest(ctx context.Context, target, by, replyTo string) (Ticke
 	if err != nil {
 		return Ticket{}, err
 	}
-	if env.Status != run.EnvReady {
+	if env.Status != run.EnvReady && env.Status != run.EnvAsleep {
 		return Ticket{}, userErr("%s is %s; only a deployed environment can be retested", env.Name, env.Status)
 	}
 	if env.Revision == "" {

@@ -68,7 +68,13 @@ const (
 	EnvReady       EnvStatus = "ready"  // deployed; tests may have passed or failed
 	EnvBroken      EnvStatus = "broken" // the last deploy failed
 	EnvTearingDown EnvStatus = "tearing-down"
-	EnvGone        EnvStatus = "gone"
+	// EnvSleeping: being put to sleep (recorded first, so that a restart
+	// finishes it); EnvAsleep: every Deployment and StatefulSet scaled to
+	// 0, the release kept; EnvWaking: being woken (a restart finishes it).
+	EnvSleeping EnvStatus = "sleeping"
+	EnvAsleep   EnvStatus = "asleep"
+	EnvWaking   EnvStatus = "waking"
+	EnvGone     EnvStatus = "gone"
 )
 
 // Matrix maps a component name to the ref it runs.
@@ -154,13 +160,13 @@ type Run struct {
 	Detail      string // human-readable reason for the result (last lines of Helm's error)
 	// Diagnosis is what the environment's pods showed when its deploy
 	// failed (nil when it did not, or nothing explained it).
-	Diagnosis *Diagnosis
-	Reported    bool   // the Gerrit review for this run was posted (or deliberately skipped)
-	CreatedAt   time.Time
-	StartedAt   time.Time // deploy started
-	DeployedAt  time.Time // deploy finished
-	TestedAt    time.Time // tests finished
-	FinishedAt  time.Time // state reached done
+	Diagnosis  *Diagnosis
+	Reported   bool // the Gerrit review for this run was posted (or deliberately skipped)
+	CreatedAt  time.Time
+	StartedAt  time.Time // deploy started
+	DeployedAt time.Time // deploy finished
+	TestedAt   time.Time // tests finished
+	FinishedAt time.Time // state reached done
 }
 
 // Diagnosis is why a deploy failed, as the environment's pods showed it:
@@ -201,7 +207,14 @@ const (
 
 // InCluster reports whether an environment in this status holds (or may
 // hold) objects in the cluster, and so counts toward kubernetes.max_envs.
-func (s EnvStatus) InCluster() bool { return s != EnvWaiting && s != EnvGone && s != "" }
+// An asleep (or falling asleep) environment does not: it counts toward
+// kubernetes.max_sleeping instead (see Dormant).
+func (s EnvStatus) InCluster() bool {
+	return s != EnvWaiting && s != EnvGone && s != "" && !s.Dormant()
+}
+
+// Dormant reports whether the environment is asleep or going to sleep.
+func (s EnvStatus) Dormant() bool { return s == EnvAsleep || s == EnvSleeping }
 
 // Finished reports whether the run has reached a result.
 func (r *Run) Finished() bool { return r.State == StateDone }
