@@ -188,6 +188,30 @@ func builtins(b Backend, opts Options) []*Command {
 		keepCommand(b, "keep", true),
 		keepCommand(b, "unkeep", false),
 		{
+			Name: "sleep", Usage: "<env|change>", Summary: "Scales an environment down to nothing; its URL, history and matrix stay. !wake brings it back.",
+			Examples: []string{"12345"}, Mutates: true,
+			Parse: targetArg("environment name or change number"),
+			Run: func(ctx context.Context, call *Call, args any) (chat.Message, error) {
+				name, err := b.Sleep(ctx, args.(string), call.By)
+				if err != nil {
+					return chat.Message{}, fmt.Errorf("putting %s to sleep: %w", args, err)
+				}
+				return chat.Textf("%s is asleep; wake it with %swake %s.", name, opts.Prefix, name), nil
+			},
+		},
+		{
+			Name: "wake", Usage: "<env|change>", Summary: "Wakes an environment that sleeps and waits until it is ready.",
+			Examples: []string{"12345"}, Mutates: true,
+			Parse: targetArg("environment name or change number"),
+			Run: func(ctx context.Context, call *Call, args any) (chat.Message, error) {
+				name, url, err := b.Wake(ctx, args.(string), call.By)
+				if err != nil {
+					return chat.Message{}, fmt.Errorf("waking %s: %w", args, err)
+				}
+				return chat.Textf("%s is awake and ready: %s", name, url), nil
+			},
+		},
+		{
 			Name: "sweep", Summary: "Runs a cleanup sweep now and reports what it removed.",
 			Mutates: true, Parse: noArgs,
 			Run: func(ctx context.Context, call *Call, _ any) (chat.Message, error) {

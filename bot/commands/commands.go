@@ -31,6 +31,8 @@ type Backend interface {
 	Extend(ctx context.Context, env string, d time.Duration, by string) (time.Time, error) // returns new expiry
 	Keep(ctx context.Context, env string, keep bool, by string) error                      // protect from automatic cleanup
 	Sweep(ctx context.Context, by string) (run.SweepSummary, error)                        // run a cleanup sweep now
+	Sleep(ctx context.Context, target, by string) (string, error)                          // scale an environment to 0; returns its name
+	Wake(ctx context.Context, target, by string) (name, url string, err error)             // restore it and wait for ready
 	RunURL(runID int64) string
 	DashboardURL() string
 	Components() []string // configured component names

@@ -116,6 +116,34 @@ func (f *fakeBackend) Keep(_ context.Context, env string, keep bool, _ string) e
 	return nil
 }
 
+func (f *fakeBackend) Sleep(_ context.Context, env, _ string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return "", f.err
+	}
+	e := f.find(env)
+	if e == nil {
+		return "", fmt.Errorf("env %q: %w", env, store.ErrNotFound)
+	}
+	e.Status = run.EnvAsleep
+	return e.Name, nil
+}
+
+func (f *fakeBackend) Wake(_ context.Context, env, _ string) (string, string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return "", "", f.err
+	}
+	e := f.find(env)
+	if e == nil {
+		return "", "", fmt.Errorf("env %q: %w", env, store.ErrNotFound)
+	}
+	e.Status = run.EnvReady
+	return e.Name, e.URL, nil
+}
+
 func (f *fakeBackend) Sweep(context.Context, string) (run.SweepSummary, error) {
 	return run.SweepSummary{Removed: []run.SweepAction{{Env: "e-1", Policy: "ttl"}}}, nil
 }
