@@ -74,6 +74,7 @@ type Engine struct {
 	leading func() bool // nil: always
 
 	requestMu sync.Mutex // serialises requests' check-then-enqueue
+	sleepMu   sync.Mutex // one SleepIdle pass at a time
 
 	mu       sync.Mutex // guards what follows; never held across I/O
 	queue    []queued
@@ -140,8 +141,23 @@ func (e *Engine) Run(ctx context.Context, grace time.Duration) error {
 	reporter := make(chan struct{})
 	go func() { defer close(reporter); e.retryReports(ctx) }()
 	defer func() { <-reporter }()
+	var sleptAt time.Time
 	for {
 		e.dispatch(base)
+		if e.cfg.Cleanup.SleepAfter > 0 && time.Since(sleptAt) >= sleepCheckEvery {
+			sleptAt = time.Now()
+			e.wg.Add(1)
+			go func() {
+				defer e.wg.Done()
+				slept, err := e.SleepIdle(base)
+				if err != nil {
+					e.log.Warn("putting idle environments to sleep", "err", err)
+				}
+				if len(slept) > 0 {
+					e.log.Info("idle environments put to sleep", "envs", slept)
+				}
+			}()
+		}
 		select {
 		case <-ctx.Done():
 			e.mu.Lock()

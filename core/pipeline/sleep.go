@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"time"
 
 	"github.com/ductbot/ductbot/core/run"
 	"github.com/ductbot/ductbot/core/store"
@@ -195,3 +197,81 @@ func (e *Engine) RepairSleep(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// DecideSleep is cleanup.sleep_after for one environment at now: it is put
+// to sleep when it is deployed and awake (ready or broken), not protected,
+// has no unfinished run (busy), and its last activity, the latest of its
+// creation, its last status change (every run writes one) and its last
+// chat command or patch set (ActiveAt), is at least after ago. after 0
+// turns it off. It is pure; the reason is for the log.
+func DecideSleep(now time.Time, env *run.Env, after time.Duration, protected, busy bool) (bool, string) {
+	if after <= 0 || protected || busy {
+		return false, ""
+	}
+	if env.Status != run.EnvReady && env.Status != run.EnvBroken {
+		return false, ""
+	}
+	last := env.CreatedAt
+	for _, t := range []time.Time{env.UpdatedAt, env.ActiveAt} {
+		if t.After(last) {
+			last = t
+		}
+	}
+	if idle := now.Sub(last); idle >= after {
+		return true, fmt.Sprintf("no run or command for %s (cleanup.sleep_after is %s)", idle.Round(time.Second), after)
+	}
+	return false, ""
+}
+
+// SleepIdle puts to sleep every environment DecideSleep picks, while
+// kubernetes.max_sleeping allows. It returns the names it put to sleep.
+func (e *Engine) SleepIdle(ctx context.Context) ([]string, error) {
+	after := e.cfg.Cleanup.SleepAfter.D()
+	if after <= 0 || !e.sleepMu.TryLock() {
+		return nil, nil
+	}
+	defer e.sleepMu.Unlock()
+	envs, err := e.store.ListEnvs(ctx, store.EnvFilter{Alive: true})
+	if err != nil {
+		return nil, fmt.Errorf("listing environments: %w", err)
+	}
+	asleep := 0
+	for _, env := range envs {
+		if env.Status.Dormant() {
+			asleep++
+		}
+	}
+	now := e.now().UTC()
+	var slept []string
+	var errs []error
+	for _, env := range envs {
+		if max := e.cfg.Kubernetes.MaxSleeping; max > 0 && asleep >= max {
+			break
+		}
+		runs, err := e.store.ListRuns(ctx, store.RunFilter{Env: env.Name, Unfinished: true})
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		busy := false
+		for _, r := range runs {
+			busy = busy || r.State != run.StateReporting
+		}
+		protected := env.Protected || slices.Contains(e.cfg.Cleanup.Protected, env.Name)
+		ok, why := DecideSleep(now, env, after, protected, busy)
+		if !ok {
+			continue
+		}
+		if err := e.SleepEnv(ctx, env.Name, "cleanup.sleep_after: "+why); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		asleep++
+		slept = append(slept, env.Name)
+	}
+	return slept, errors.Join(errs...)
+}
+
+// sleepCheckEvery is how often the engine looks for environments idle past
+// cleanup.sleep_after.
+var sleepCheckEvery = time.Minute

@@ -2,10 +2,15 @@ package pipeline_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/ductbot/ductbot/core/metrics"
+	"github.com/ductbot/ductbot/core/pipeline"
 	"github.com/ductbot/ductbot/core/run"
 	"github.com/ductbot/ductbot/core/store"
 )
@@ -121,5 +126,101 @@ func TestSleepRepairAfterCrash(t *testing.T) {
 	}
 	if r.cluster.isAsleep(envB.Namespace) {
 		t.Errorf("%s: recorded ready but still scaled down", b.Env)
+	}
+}
+
+// TestDecideSleep is cleanup.sleep_after's decision, pure.
+func TestDecideSleep(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	h := time.Hour
+	env := func(status run.EnvStatus, created, updated, active time.Duration) *run.Env {
+		e := &run.Env{Name: "e", Status: status, CreatedAt: now.Add(-created), UpdatedAt: now.Add(-updated)}
+		if active > 0 {
+			e.ActiveAt = now.Add(-active)
+		}
+		return e
+	}
+	tests := []struct {
+		name            string
+		env             *run.Env
+		after           time.Duration
+		protected, busy bool
+		want            bool
+	}{
+		{"off", env(run.EnvReady, 99*h, 99*h, 99*h), 0, false, false, false},
+		{"idle past sleep_after", env(run.EnvReady, 99*h, 5*h, 4*h), 4 * h, false, false, true},
+		{"broken and idle", env(run.EnvBroken, 99*h, 5*h, 0), 4 * h, false, false, true},
+		{"exactly sleep_after", env(run.EnvReady, 4*h, 4*h, 0), 4 * h, false, false, true},
+		{"a recent run (status change)", env(run.EnvReady, 99*h, h, 0), 4 * h, false, false, false},
+		{"a recent chat command", env(run.EnvReady, 99*h, 99*h, h), 4 * h, false, false, false},
+		{"new", env(run.EnvReady, h, 99*h, 0), 4 * h, false, false, false},
+		{"protected", env(run.EnvReady, 99*h, 99*h, 99*h), 4 * h, true, false, false},
+		{"a run unfinished", env(run.EnvReady, 99*h, 99*h, 99*h), 4 * h, false, true, false},
+		{"asleep already", env(run.EnvAsleep, 99*h, 99*h, 99*h), 4 * h, false, false, false},
+		{"deploying", env(run.EnvDeploying, 99*h, 99*h, 99*h), 4 * h, false, false, false},
+		{"waiting", env(run.EnvWaiting, 99*h, 99*h, 99*h), 4 * h, false, false, false},
+		{"tearing down", env(run.EnvTearingDown, 99*h, 99*h, 99*h), 4 * h, false, false, false},
+	}
+	for _, tt := range tests {
+		got, why := pipeline.DecideSleep(now, tt.env, tt.after, tt.protected, tt.busy)
+		if got != tt.want || got != (why != "") {
+			t.Errorf("%s: DecideSleep = %v %q, want %v (and a reason exactly when true)", tt.name, got, why, tt.want)
+		}
+	}
+}
+
+// TestSleepAfterPutsIdleEnvironmentsToSleep: with cleanup.sleep_after set,
+// an environment idle that long is put to sleep; a protected one and a
+// recently used one are not; kubernetes.max_sleeping caps them.
+func TestSleepAfterPutsIdleEnvironmentsToSleep(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t, 0, "cleanup: {sleep_after: 2h}")
+	clock := time.Now().UTC()
+	var mu sync.Mutex
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	r.metrics = metrics.New()
+	r.engine = pipeline.New(pipeline.Options{
+		Config: r.cfg, Store: r.store, Cluster: r.cluster, Gerrit: r.gerrit, Self: &self, Metrics: r.metrics,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: now,
+	})
+	r.service = pipeline.NewService(r.engine, nil)
+	r.start()
+	var names []string
+	for n := 1; n <= 4; n++ {
+		r.upload(n, 1, alice)
+		x := r.runs(store.RunFilter{Change: n})[0]
+		r.waitFor("run done", func() bool { return r.finished(x.ID) })
+		names = append(names, x.Env)
+	}
+	if err := r.service.Keep(ctx, "2", true, "irc:bob"); err != nil {
+		t.Fatal(err)
+	}
+	if slept, err := r.engine.SleepIdle(ctx); err != nil || len(slept) != 0 {
+		t.Fatalf("SleepIdle before sleep_after = %v, %v; want none", slept, err)
+	}
+	mu.Lock()
+	clock = clock.Add(3 * time.Hour)
+	mu.Unlock()
+	if err := r.store.TouchEnv(ctx, names[2], now()); err != nil { // change 3: a chat command just now
+		t.Fatal(err)
+	}
+	r.cfg.Kubernetes.MaxSleeping = 1
+	slept, err := r.engine.SleepIdle(ctx)
+	if err != nil || len(slept) != 1 || slept[0] != names[0] {
+		t.Fatalf("SleepIdle with max_sleeping 1 = %v, %v; want [%s]", slept, err, names[0])
+	}
+	r.cfg.Kubernetes.MaxSleeping = 0
+	slept, err = r.engine.SleepIdle(ctx)
+	if err != nil || len(slept) != 1 || slept[0] != names[3] {
+		t.Fatalf("SleepIdle = %v, %v; want [%s] (2 protected, 3 active, 1 asleep already)", slept, err, names[3])
+	}
+	for i, want := range []run.EnvStatus{run.EnvAsleep, run.EnvReady, run.EnvReady, run.EnvAsleep} {
+		env, _ := r.store.GetEnv(ctx, names[i])
+		if env.Status != want {
+			t.Errorf("%s is %s, want %s", names[i], env.Status, want)
+		}
+		if got := r.cluster.isAsleep(env.Namespace); got != (want == run.EnvAsleep) {
+			t.Errorf("%s: namespace scaled down = %v, want %v", names[i], got, want == run.EnvAsleep)
+		}
 	}
 }
