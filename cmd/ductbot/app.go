@@ -43,6 +43,7 @@ type app struct {
 	metrics  *metrics.Metrics
 	sweeps   *sweepSchedule
 	elector  *leader.Elector // nil without ha
+	chat     *chatHealth
 }
 
 // appOptions are what the demo and tests change.
@@ -64,6 +65,8 @@ func newApp(ctx context.Context, cfg *config.Config, o appOptions) (_ *app, err 
 		log = slog.Default()
 	}
 	a := &app{cfg: cfg, log: log, metrics: metrics.New()}
+	a.chat = newChatHealth(a.metrics, log)
+	a.metrics.BuildInfo.WithLabelValues(buildVersion()).Set(1)
 	defer func() {
 		if err != nil {
 			a.close()
@@ -140,6 +143,8 @@ func newApp(ctx context.Context, cfg *config.Config, o appOptions) (_ *app, err 
 			a.metrics.GerritPollDuration.Observe(d.Seconds())
 			if err != nil {
 				a.metrics.GerritPollErrors.Inc()
+			} else {
+				a.metrics.LastSuccessfulPoll.SetToCurrentTime()
 			}
 		},
 		OnCycle: func(reason string, d time.Duration, _ error) {
@@ -172,7 +177,7 @@ func newApp(ctx context.Context, cfg *config.Config, o appOptions) (_ *app, err 
 	w := web.New(web.Options{
 		Store: a.store, Metrics: a.metrics, PublicURL: cfg.Web.PublicURL, GerritURL: cfg.Gerrit.URL, Logger: log,
 		MaxLogBytes:   cfg.Report.MaxLogBytes,
-		Ready:         func(ctx context.Context) error { return a.cluster.Reachable(ctx) },
+		Ready:         a.ready,
 		QueuePosition: a.engine.Position,
 	})
 	a.web = &http.Server{Handler: w.Handler(), ReadHeaderTimeout: 10 * time.Second}
@@ -274,13 +279,21 @@ func (a *app) lead(ctx context.Context, grace time.Duration, goRun func(string, 
 		goRun("gerrit stream", func() error { return a.stream.Run(ctx) })
 	}
 	for _, ad := range a.adapters {
-		goRun(ad.Name()+" chat", func() error { return ad.Run(ctx, a.router) })
+		goRun(ad.Name()+" chat", func() error { return a.chat.run(ctx, ad, a.router) })
 	}
 	a.sweeps.start()
 	defer a.sweeps.stop()
 	context.AfterFunc(ctx, a.sweeps.stop)
 	a.log.Info("ductbot running", "dashboard", a.cfg.Web.PublicURL, "projects", len(a.cfg.Projects), "chat", len(a.adapters))
 	return a.engine.Run(ctx, grace)
+}
+
+// ready is /readyz: no chat adapter has given up, and the cluster answers.
+func (a *app) ready(ctx context.Context) error {
+	if err := a.chat.ready(); err != nil {
+		return err
+	}
+	return a.cluster.Reachable(ctx)
 }
 
 func (a *app) close() {

@@ -25,6 +25,12 @@ type Metrics struct {
 	GerritStreamEvents      *prometheus.CounterVec // label: type (Gerrit's, or other, invalid)
 	GerritStreamReconnects  prometheus.Counter
 	GerritReconcileDuration *prometheus.HistogramVec // seconds per poll cycle; label: reason
+
+	BuildInfo          *prometheus.GaugeVec   // 1; labels: version, revision, goversion
+	LastSuccessfulPoll prometheus.Gauge       // Unix time of the last Gerrit poll cycle without error
+	LastSweep          prometheus.Gauge       // Unix time of the last cleanup sweep that finished without error
+	ChatConnected      *prometheus.GaugeVec   // label: network; 1 while its adapter runs, 0 once it stopped
+	Reviews            *prometheus.CounterVec // labels: label (e.g. Verified), result (+1, -1, error)
 }
 
 // New makes the collectors and registers them, with the Go and process
@@ -76,6 +82,21 @@ func New() *Metrics {
 			Name: "ductbot_gerrit_reconcile_duration_seconds", Help: "Time of one REST reconcile (poll cycle: query and handling), by why it ran.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"reason"}),
+		BuildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ductbot_build_info", Help: "Always 1; the labels say which ductbot runs.",
+		}, []string{"version", "revision", "goversion"}),
+		LastSuccessfulPoll: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ductbot_last_successful_poll_timestamp_seconds", Help: "Unix time of the last Gerrit poll cycle that succeeded.",
+		}),
+		LastSweep: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ductbot_last_sweep_timestamp_seconds", Help: "Unix time of the last cleanup sweep that finished without error.",
+		}),
+		ChatConnected: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ductbot_chat_connected", Help: "1 while a chat network's adapter runs, 0 once it stopped (see /readyz for why).",
+		}, []string{"network"}),
+		Reviews: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ductbot_reviews_total", Help: "Reviews posted to Gerrit, by label and result (+1, -1, or error when posting failed).",
+		}, []string{"label", "result"}),
 	}
 	m.Registry.MustRegister(
 		prometheus.NewGoCollector(),
@@ -83,6 +104,7 @@ func New() *Metrics {
 		m.RunsTotal, m.DeployDuration, m.TestDuration, m.QueueDepth, m.LiveEnvs,
 		m.GerritPollDuration, m.GerritPollErrors, m.ChatMessages, m.SweepRemovals, m.SweepSkips,
 		m.GerritStreamConnected, m.GerritStreamEvents, m.GerritStreamReconnects, m.GerritReconcileDuration,
+		m.BuildInfo, m.LastSuccessfulPoll, m.LastSweep, m.ChatConnected, m.Reviews,
 	)
 	return m
 }

@@ -233,6 +233,7 @@ func (e *Engine) postReview(ctx context.Context, r *run.Run, env *run.Env) error
 		return errors.New("not posting the review: this replica is not the leader (any more)")
 	}
 	err = e.gerrit.PostReview(ctx, r.Project, r.Change, r.Revision, rev)
+	e.countReview(rev, err)
 	switch {
 	case err == nil:
 		log.Info("review posted", "labels", rev.Labels, "notify", rev.Notify)
@@ -250,6 +251,18 @@ func (e *Engine) postReview(ctx context.Context, r *run.Run, env *run.Env) error
 		return nil
 	default:
 		return err
+	}
+}
+
+// countReview counts a posted review by label and result: the vote
+// ("+1", "-1") when Gerrit took it, "error" when it did not.
+func (e *Engine) countReview(rev gerrit.Review, err error) {
+	for label, v := range rev.Labels {
+		result := fmt.Sprintf("%+d", v)
+		if err != nil {
+			result = "error"
+		}
+		e.metrics.Reviews.WithLabelValues(label, result).Inc()
 	}
 }
 

@@ -154,11 +154,16 @@ func New(opts Options) *Sweeper {
 // the cluster could not be listed (then no orphan is removed and no record
 // marked gone, but the policies still apply), or pruning failed. It is
 // ErrSweepRunning when another sweep is running.
-func (s *Sweeper) Sweep(ctx context.Context, by string) (run.SweepSummary, error) {
+func (s *Sweeper) Sweep(ctx context.Context, by string) (_ run.SweepSummary, err error) {
 	if !s.mu.TryLock() {
 		return run.SweepSummary{}, ErrSweepRunning
 	}
 	defer s.mu.Unlock()
+	defer func() {
+		if err == nil && s.opts.Metrics != nil {
+			s.opts.Metrics.LastSweep.SetToCurrentTime()
+		}
+	}()
 	p := s.opts.Policy
 	log := s.log.With("by", by, "dry_run", p.DryRun)
 	log.Info("cleanup sweep started")
