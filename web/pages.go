@@ -98,6 +98,7 @@ type envView struct {
 	RequestedBy       string
 	Matrix            []pair
 	Status            string
+	Hint              string // how to wake an asleep environment
 	Age, Created      string
 	Expiry, ExpiresAt string
 	Active            string
@@ -116,8 +117,8 @@ func (s *Server) envView(now time.Time, e *run.Env) envView {
 		Subject: e.Subject, Owner: people.DisplayName(e.Owner), Revision: e.Revision,
 		Kind: string(e.Kind), RequestedBy: people.DisplayName(e.RequestedBy),
 		Matrix: sortedMatrix(e.Matrix),
-		Status: string(e.Status),
-		Age:    ago(now, e.CreatedAt), Created: stamp(e.CreatedAt),
+		Status: string(e.Status), Hint: s.wakeHint(e),
+		Age: ago(now, e.CreatedAt), Created: stamp(e.CreatedAt),
 		Expiry: expiry(now, e.ExpiresAt), ExpiresAt: stamp(e.ExpiresAt),
 		Active: ago(now, e.ActiveAt), Gone: stamp(e.GoneAt),
 		Protected: e.Protected,
@@ -192,7 +193,7 @@ type dashboardView struct {
 
 // The choices of the dashboard's filters. "running" selects unfinished runs.
 var (
-	envStatuses = []string{string(run.EnvWaiting), string(run.EnvDeploying), string(run.EnvReady), string(run.EnvBroken), string(run.EnvTearingDown), string(run.EnvGone)}
+	envStatuses = []string{string(run.EnvWaiting), string(run.EnvDeploying), string(run.EnvReady), string(run.EnvBroken), string(run.EnvAsleep), string(run.EnvTearingDown), string(run.EnvGone)}
 	runResults  = []string{"running", string(run.ResultPassed), string(run.ResultFailed), string(run.ResultError), string(run.ResultSuperseded), string(run.ResultCanceled)}
 )
 
@@ -404,8 +405,8 @@ func (s *Server) runPage(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.now()
 	v := runPageView{
-		Title:  fmt.Sprintf("Run %d: %s", rn.ID, runStatus(rn)),
-		Run:    s.runView(now, rn),
+		Title:     fmt.Sprintf("Run %d: %s", rn.ID, runStatus(rn)),
+		Run:       s.runView(now, rn),
 		Phases:    runPhases(now, rn),
 		Diagnosis: newDiagnosisView(rn.Diagnosis, s.maxLog),
 		Logs:      numberLogs(logs),
@@ -493,4 +494,13 @@ func (s *Server) envPage(w http.ResponseWriter, r *http.Request) {
 		v.Runs = append(v.Runs, s.runView(now, rn))
 	}
 	s.render(w, r, http.StatusOK, s.pages.env, v)
+}
+
+// wakeHint tells how to wake an environment that sleeps (or is falling
+// asleep); empty otherwise.
+func (s *Server) wakeHint(e *run.Env) string {
+	if !e.Status.Dormant() {
+		return ""
+	}
+	return "wake it with " + s.chatPrefix + "wake " + e.Name
 }

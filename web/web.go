@@ -56,6 +56,9 @@ type Options struct {
 	// head and its tail and says how much was cut (report.max_log_bytes).
 	// Zero or less: DefaultMaxLogBytes.
 	MaxLogBytes int
+	// ChatPrefix is chat.prefix, for the hints that name a command (how to
+	// wake an asleep environment). Empty: "!".
+	ChatPrefix string
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Now defaults to time.Now; ages and expiries are relative to it.
@@ -74,16 +77,17 @@ const (
 
 // Server renders the pages. Make one with New.
 type Server struct {
-	store     Reader
-	metrics   *metrics.Metrics
-	publicURL string
-	gerritURL string
-	ready     func(ctx context.Context) error
-	log       *slog.Logger
-	now       func() time.Time
-	position  func(runID int64) int
-	maxLog    int
-	pages     *pages
+	store      Reader
+	metrics    *metrics.Metrics
+	publicURL  string
+	gerritURL  string
+	ready      func(ctx context.Context) error
+	log        *slog.Logger
+	now        func() time.Time
+	position   func(runID int64) int
+	maxLog     int
+	chatPrefix string
+	pages      *pages
 }
 
 // New returns a Server for opts. It panics if opts.Store is nil, as that is
@@ -93,15 +97,19 @@ func New(opts Options) *Server {
 		panic("web.New: Options.Store is nil")
 	}
 	s := &Server{
-		store:     opts.Store,
-		metrics:   opts.Metrics,
-		publicURL: strings.TrimRight(opts.PublicURL, "/"),
-		gerritURL: strings.TrimRight(opts.GerritURL, "/"),
-		ready:     opts.Ready,
-		log:       opts.Logger,
-		now:       opts.Now,
-		position:  opts.QueuePosition,
-		maxLog:    opts.MaxLogBytes,
+		store:      opts.Store,
+		metrics:    opts.Metrics,
+		publicURL:  strings.TrimRight(opts.PublicURL, "/"),
+		gerritURL:  strings.TrimRight(opts.GerritURL, "/"),
+		ready:      opts.Ready,
+		log:        opts.Logger,
+		now:        opts.Now,
+		position:   opts.QueuePosition,
+		maxLog:     opts.MaxLogBytes,
+		chatPrefix: opts.ChatPrefix,
+	}
+	if s.chatPrefix == "" {
+		s.chatPrefix = "!"
 	}
 	if s.maxLog <= 0 {
 		s.maxLog = DefaultMaxLogBytes
