@@ -51,6 +51,7 @@ type harness struct {
 	service *pipeline.Service
 	metrics *metrics.Metrics
 	grace   time.Duration // how long stop lets in-flight steps finish
+	now     func() time.Time // the engine's clock; nil: time.Now
 	cancel  context.CancelFunc
 	done    chan struct{}
 }
@@ -128,7 +129,7 @@ func (h *harness) start() {
 	h.metrics = metrics.New()
 	h.engine = pipeline.New(pipeline.Options{Metrics: h.metrics,
 		Config: h.cfg, Chart: ch, Store: h.store, Cluster: h.kube, Gerrit: h.client,
-		Announcer: h.ann, Self: self, Logger: slog.New(slog.NewTextHandler(testLog{h.t}, nil)),
+		Announcer: h.ann, Self: self, Logger: slog.New(slog.NewTextHandler(testLog{h.t}, nil)), Now: h.now,
 	})
 	h.service = pipeline.NewService(h.engine, nil)
 	poller := gerrit.NewPoller(h.client, gerrit.PollOptions{

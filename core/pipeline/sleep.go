@@ -104,6 +104,10 @@ func (s *Service) Wake(ctx context.Context, target, by string) (name, url string
 	if err := e.store.TouchEnv(ctx, env.Name, e.now().UTC()); err != nil {
 		e.log.Warn("recording activity", "env", env.Name, "err", err)
 	}
+	// The wake finishes even when the asker stops waiting (chat bounds its
+	// calls), so that it is never left half way.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.Kubernetes.DeployTimeout.D()+time.Minute)
+	defer cancel()
 	if err := e.acquireEnv(ctx, env.Name); err != nil {
 		return "", "", err
 	}
