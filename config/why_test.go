@@ -198,3 +198,25 @@ func TestChannelsAndConsole(t *testing.T) {
 		}
 	}
 }
+
+// --offline skips only the checks that need the secrets.
+func TestOffline(t *testing.T) {
+	yaml := `gerrit: {url: "https://gerrit.example.org", username: bot, password_env: DUCTBOT_TEST_UNSET_PW}
+projects: [{name: p, component: wiki}]
+components: [{name: wiki, default_ref: latest, values: {wiki.image.tag: "{{.Reff}}"}}]
+chart: {ref: ./testdata/chart}
+chat: {slack: {bot_token_env: DUCTBOT_TEST_UNSET_BOT, app_token_env: DUCTBOT_TEST_UNSET_APP, channels: [C0123456789]}}
+`
+	_, err := Parse([]byte(yaml))
+	for _, want := range []string{"gerrit.password_env: line 1: environment variable DUCTBOT_TEST_UNSET_PW is not set",
+		"chat.slack.bot_token_env: line 5: environment variable DUCTBOT_TEST_UNSET_BOT is not set"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("online: %v\nwant %q", err, want)
+		}
+	}
+	_, err = ParseWith([]byte(yaml), Options{Offline: true})
+	var fe Errors
+	if !errors.As(err, &fe) || len(fe) != 1 || !strings.HasPrefix(fe[0].String(), "components[0].values.wiki.image.tag: line 3: ") {
+		t.Errorf("offline: %v\nwant only the template problem", err)
+	}
+}

@@ -37,8 +37,9 @@ func usagef(format string, args ...any) error { return usageError{fmt.Errorf(for
 var commandHelp = map[string]string{
 	"run": `usage: ductbot run [--config FILE] [--grace DURATION] [--log-level LEVEL] [--log-format text|json]
   run the bot: watch Gerrit, deploy and test patch sets, vote, talk in chat`,
-	"validate": `usage: ductbot validate [--config FILE]
-  check a configuration as run does, report every problem with its key path and line, and exit`,
+	"validate": `usage: ductbot validate [--config FILE] [--offline]
+  check a configuration as run does, report every problem with its key path and line, and exit;
+  --offline skips the checks that need the secrets (their environment variables and files)`,
 	"sweep": `usage: ductbot sweep [--config FILE] [--log-level LEVEL] [--log-format text|json]
   run one cleanup sweep now`,
 	"state":   stateUsage,

@@ -48,6 +48,7 @@ func TestExitCodes(t *testing.T) {
 		{args: []string{"dev", "cluster", "sideways"}, code: 2, errs: "usage: ductbot dev"},
 		{args: []string{"version", "extra"}, code: 2, errs: "version takes no arguments"},
 		{args: []string{"validate", "--config", bad}, code: 1, errsOnce: `kubernetes.retries: line 2: "four" is not an integer`},
+		{args: []string{"validate", "--offline", "--config", bad}, code: 1, errsOnce: `kubernetes.retries: line 2: "four" is not an integer`},
 		{args: []string{"validate", "--config", filepath.Join(t.TempDir(), "missing.yaml")}, code: 1, errs: "reading configuration"},
 		{args: []string{"version"}, code: 0, out: runtime.Version()},
 	} {

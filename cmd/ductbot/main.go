@@ -47,18 +47,14 @@ func main() {
 	os.Exit(code)
 }
 
-func loadConfig(name string, args []string) (*config.Config, *flag.FlagSet, error) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	path := fs.String("config", "ductbot.yaml", "configuration file")
-	if err := parseFlags(fs, args); err != nil {
-		return nil, nil, err
-	}
-	cfg, err := config.Load(*path)
-	return cfg, fs, err
-}
-
 func cmdValidate(args []string, out io.Writer) error {
-	cfg, _, err := loadConfig("validate", args)
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	path := fs.String("config", "ductbot.yaml", "configuration file")
+	offline := fs.Bool("offline", false, "skip the checks that need the secrets (environment variables and secret files), e.g. in CI")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := config.LoadWith(*path, config.Options{Offline: *offline})
 	if err != nil {
 		return err
 	}
