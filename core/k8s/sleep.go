@@ -12,6 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/ductbot/ductbot/core/k8s/diagnose"
 )
 
 // AnnotationReplicas is set on each Deployment and StatefulSet of a sleeping
@@ -134,6 +136,7 @@ func (c *Client) Wake(ctx context.Context, namespace string, timeout time.Durati
 			return err
 		}
 	}
+	start := time.Now()
 	var notReady []string
 	err = wait.PollUntilContextTimeout(ctx, time.Second, timeout, true, func(ctx context.Context) (bool, error) {
 		objs, err := c.scalables(ctx, namespace)
@@ -150,9 +153,17 @@ func (c *Client) Wake(ctx context.Context, namespace string, timeout time.Durati
 	})
 	if err != nil {
 		if len(notReady) > 0 {
-			return fmt.Errorf("waking %s: not ready after %s: %s", namespace, timeout, strings.Join(notReady, ", "))
+			err = fmt.Errorf("waking %s: not ready after %s: %s", namespace, timeout, strings.Join(notReady, ", "))
+		} else {
+			err = fmt.Errorf("waking %s: %w", namespace, err)
 		}
-		return fmt.Errorf("waking %s: %w", namespace, err)
+		// Explain it as a failed deploy is explained: which component,
+		// why, its events and last log lines.
+		snap, serr := c.snapshotNow(namespace, start)
+		if serr != nil {
+			return err
+		}
+		return c.failure(namespace, diagnose.Explain(snap, diagnose.Policy{}, time.Now()), err)
 	}
 	return nil
 }

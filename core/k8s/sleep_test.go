@@ -2,7 +2,9 @@ package k8s_test
 
 import (
 	"context"
+	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/ductbot/ductbot/core/k8s"
+	"github.com/ductbot/ductbot/core/k8s/localcluster"
 )
 
 // TestSleepWake is issue 14's sleep and wake on the local cluster: sleep
@@ -108,5 +111,39 @@ func TestSleepWake(t *testing.T) {
 	check("after the repairing Wake", false)
 	if asleep, err := kc.Asleep(ctx, ns); err != nil || asleep {
 		t.Errorf("Asleep after Wake = %v, %v; want false", asleep, err)
+	}
+}
+
+// TestWakeFailureIsDiagnosed: a component that crash-loops when woken makes
+// Wake fail with a deploy's diagnosis (the pod, CrashLoopBackOff, its log).
+func TestWakeFailureIsDiagnosed(t *testing.T) {
+	kc, c, ch := setup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	const ns, name = "ductbot-wakefail", "wf-wakefail"
+	labels := map[string]string{k8s.LabelManagedBy: k8s.ManagedBy, k8s.LabelEnv: name}
+	rel := k8s.Release{Name: name, Namespace: ns, Chart: ch, Labels: labels, Timeout: 2 * time.Minute, Values: values("abc", "pass", "ok")}
+	if err := kc.Deploy(ctx, rel); err != nil {
+		t.Fatalf("Deploy: %v", err)
+	}
+	t.Cleanup(func() { _ = kc.Teardown(context.Background(), ns, name, time.Minute) })
+	if err := kc.Sleep(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	// While it sleeps, the orchestrator's pods come to crash when started.
+	patch := []byte(`{"spec":{"template":{"metadata":{"annotations":{"` + localcluster.ModeAnnotation + `":"crash"}}}}}`)
+	if _, err := c.Client.AppsV1().Deployments(ns).Patch(ctx, name+"-orchestrator", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err := kc.Wake(ctx, ns, 40*time.Second)
+	var f *k8s.DeployFailure
+	if !errors.As(err, &f) {
+		t.Fatalf("Wake = %v, want a *k8s.DeployFailure", err)
+	}
+	if !strings.Contains(f.Pod, "orchestrator") || !strings.Contains(f.Reason, "CrashLoopBackOff") {
+		t.Errorf("diagnosis pod %q reason %q, want the orchestrator's CrashLoopBackOff", f.Pod, f.Reason)
+	}
+	if !strings.Contains(err.Error(), "orchestrator") {
+		t.Errorf("error %q does not name the orchestrator", err)
 	}
 }

@@ -50,7 +50,7 @@ type harness struct {
 	engine  *pipeline.Engine
 	service *pipeline.Service
 	metrics *metrics.Metrics
-	grace   time.Duration // how long stop lets in-flight steps finish
+	grace   time.Duration    // how long stop lets in-flight steps finish
 	now     func() time.Time // the engine's clock; nil: time.Now
 	cancel  context.CancelFunc
 	done    chan struct{}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/ductbot/ductbot/core/k8s"
 	"github.com/ductbot/ductbot/core/run"
 	"github.com/ductbot/ductbot/core/store"
 )
@@ -113,6 +114,10 @@ func (s *Service) Wake(ctx context.Context, target, by string) (name, url string
 	}
 	defer e.releaseEnv(env.Name)
 	if err := e.wakeHeld(ctx, env.Name, "by "+by); err != nil {
+		var df *k8s.DeployFailure
+		if errors.As(err, &df) {
+			return env.Name, env.URL, userErr("%s did not become ready: %s", env.Name, df.Error())
+		}
 		return env.Name, env.URL, err
 	}
 	return env.Name, env.URL, nil
