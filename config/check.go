@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -117,6 +118,13 @@ func validateMore(c *Config, add func(path, format string, args ...any)) {
 	if kc := c.Kubernetes.Kubeconfig; kc != "" {
 		if _, err := os.Stat(kc); err != nil {
 			add("kubernetes.kubeconfig", "%q: no such file (leave it empty to use the in-cluster service account or $KUBECONFIG)", kc)
+		}
+	}
+	if ml := c.Web.MetricsListen; ml != "" {
+		if _, _, err := net.SplitHostPort(ml); err != nil {
+			add("web.metrics_listen", "%q is not host:port (e.g. :9090)", ml)
+		} else if ml == c.Web.Listen {
+			add("web.metrics_listen", "%q is web.listen too: leave metrics_listen empty to serve /metrics there", ml)
 		}
 	}
 	if c.Gerrit.Lookback < 0 {

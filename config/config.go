@@ -144,6 +144,9 @@ type Kubernetes struct {
 type Web struct {
 	Listen    string `yaml:"listen"`     // default ":8080"
 	PublicURL string `yaml:"public_url"` // how people reach it; default http://localhost<listen>
+	// MetricsListen, when set, serves /metrics on its own host:port (such
+	// as one only Prometheus reaches) instead of on listen.
+	MetricsListen string `yaml:"metrics_listen"`
 }
 
 // State is where ductbot keeps what it must not forget: one SQLite file

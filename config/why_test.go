@@ -220,3 +220,20 @@ chat: {slack: {bot_token_env: DUCTBOT_TEST_UNSET_BOT, app_token_env: DUCTBOT_TES
 		t.Errorf("offline: %v\nwant only the template problem", err)
 	}
 }
+
+func TestMetricsListen(t *testing.T) {
+	for _, tc := range []struct{ web, want string }{
+		{`web: {metrics_listen: ":9090"}`, ""},
+		{`web: {metrics_listen: "9090"}`, `web.metrics_listen: line 5: "9090" is not host:port (e.g. :9090)`},
+		{`web: {listen: ":8080", metrics_listen: ":8080"}`, `web.metrics_listen: line 5: ":8080" is web.listen too: leave metrics_listen empty to serve /metrics there`},
+	} {
+		_, err := Parse([]byte(head + tc.web + "\n"))
+		got := ""
+		if err != nil {
+			got = err.(Errors)[0].String()
+		}
+		if got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.web, got, tc.want)
+		}
+	}
+}

@@ -174,8 +174,12 @@ func newApp(ctx context.Context, cfg *config.Config, o appOptions) (_ *app, err 
 		}
 	}
 
+	webMetrics := a.metrics
+	if cfg.Web.MetricsListen != "" {
+		webMetrics = nil // served on its own address by run
+	}
 	w := web.New(web.Options{
-		Store: a.store, Metrics: a.metrics, PublicURL: cfg.Web.PublicURL, GerritURL: cfg.Gerrit.URL, Logger: log,
+		Store: a.store, Metrics: webMetrics, PublicURL: cfg.Web.PublicURL, GerritURL: cfg.Gerrit.URL, Logger: log,
 		MaxLogBytes:   cfg.Report.MaxLogBytes,
 		Ready:         a.ready,
 		QueuePosition: a.engine.Position,
@@ -247,6 +251,21 @@ func (a *app) run(ctx context.Context, grace time.Duration) error {
 		}
 		return nil
 	})
+	stopMetrics := func() {}
+	if addr := a.cfg.Web.MetricsListen; addr != "" {
+		mln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("web.metrics_listen %s: %w", addr, err)
+		}
+		ms := &http.Server{Handler: metricsHandler(a.metrics), ReadHeaderTimeout: 10 * time.Second}
+		stopMetrics = func() { ms.Close() }
+		goRun("metrics", func() error {
+			if err := ms.Serve(mln); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+	}
 	var workErr error
 	if a.elector != nil {
 		a.log.Info("ductbot serving the dashboard; waiting for the leader lease to work", "dashboard", a.cfg.Web.PublicURL, "identity", a.elector.Identity())
@@ -261,6 +280,7 @@ func (a *app) run(ctx context.Context, grace time.Duration) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = a.web.Shutdown(shutdownCtx)
+	stopMetrics()
 	wg.Wait()
 	close(errs)
 	all := []error{workErr}

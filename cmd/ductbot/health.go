@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ductbot/ductbot/bot/adapters"
 	"github.com/ductbot/ductbot/bot/chat"
@@ -56,4 +59,11 @@ func (h *chatHealth) ready() error {
 		errs = append(errs, fmt.Errorf("chat %s stopped: %w", network, err))
 	}
 	return errors.Join(errs...)
+}
+
+// metricsHandler serves /metrics alone, for web.metrics_listen.
+func metricsHandler(m *metrics.Metrics) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	return mux
 }

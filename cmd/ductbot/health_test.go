@@ -85,3 +85,26 @@ func TestReadyzFailsAfterSlackInvalidAuth(t *testing.T) {
 		t.Errorf("ductbot_chat_connected{network=slack} = %v, want 0", v)
 	}
 }
+
+// web.metrics_listen serves /metrics alone, build_info included.
+func TestMetricsHandler(t *testing.T) {
+	m := metrics.New()
+	m.BuildInfo.WithLabelValues(buildVersion()).Set(1)
+	srv := httptest.NewServer(metricsHandler(m))
+	t.Cleanup(srv.Close)
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `ductbot_build_info{goversion="go`) {
+		t.Errorf("/metrics = %d, want ductbot_build_info:\n%.400s", resp.StatusCode, b)
+	}
+	if resp, err := http.Get(srv.URL + "/"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("/ on the metrics address = %d, want 404 (only /metrics is served there)", resp.StatusCode)
+		}
+	}
+}
