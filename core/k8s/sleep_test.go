@@ -35,6 +35,18 @@ func TestSleepWake(t *testing.T) {
 	t.Cleanup(func() { _ = kc.Teardown(context.Background(), ns, name, time.Minute) })
 	deps := c.Client.AppsV1().Deployments(ns)
 
+	// Another ductbot instance sharing the cluster touches nothing of ours.
+	other, err := k8s.New(k8s.Options{Kubeconfig: c.Kubeconfig, Instance: "staging"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Sleep(ctx, ns); !errors.Is(err, k8s.ErrForeignInstance) {
+		t.Errorf("Sleep by another instance = %v, want ErrForeignInstance", err)
+	}
+	if err := other.Wake(ctx, ns, time.Second); !errors.Is(err, k8s.ErrForeignInstance) {
+		t.Errorf("Wake by another instance = %v, want ErrForeignInstance", err)
+	}
+
 	want := map[string]int32{}
 	list, err := deps.List(ctx, metav1.ListOptions{})
 	if err != nil || len(list.Items) < 2 {
