@@ -127,6 +127,12 @@ func validateMore(c *Config, add func(path, format string, args ...any)) {
 			add("web.metrics_listen", "%q is web.listen too: leave metrics_listen empty to serve /metrics there", ml)
 		}
 	}
+	if l := c.Log.Level; l != "" && !oneOf(l, []string{"debug", "info", "warn", "error"}) {
+		add("log.level", "%q is not debug, info, warn or error (default info)", l)
+	}
+	if f := c.Log.Format; f != "" && f != "text" && f != "json" {
+		add("log.format", "%q is not text or json (default text)", f)
+	}
 	if c.Gerrit.Lookback < 0 {
 		add("gerrit.lookback", "must not be negative")
 	}

@@ -30,6 +30,13 @@ type Config struct {
 	Report     Report      `yaml:"report"`
 	Chat       Chat        `yaml:"chat"`
 	Cleanup    Cleanup     `yaml:"cleanup"`
+	Log        Log         `yaml:"log"`
+}
+
+// Log is how ductbot logs; the --log-level and --log-format flags win.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info (default), warn or error
+	Format string `yaml:"format"` // text (default) or json
 }
 
 // Gerrit says which Gerrit to watch and how to vote.

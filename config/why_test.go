@@ -134,6 +134,10 @@ chat:
 			`chat.slack.channels[0]: line 7: "#random" is not a Slack channel ID: Slack channels are named by ID, such as C0123456789 (channel details, at the bottom)`,
 		}},
 		{"no chat at all is fine", head, nil},
+		{"log level and format", head + "log: {level: verbose, format: yaml}\n", []string{
+			`log.level: line 5: "verbose" is not debug, info, warn or error (default info)`,
+			`log.format: line 5: "yaml" is not text or json (default text)`,
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("DUCTBOT_TEST_BOT", "xoxb-x")

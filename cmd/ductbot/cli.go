@@ -11,6 +11,8 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+
+	"github.com/ductbot/ductbot/config"
 )
 
 // Exit statuses: 0 done (and --help), 1 the command failed, 2 ductbot was
@@ -147,37 +149,51 @@ func flagDefaults(fs *flag.FlagSet) string {
 	return b.String()
 }
 
-// logFlags are --log-level and --log-format.
+// logFlags are --log-level and --log-format; unset, the configuration's
+// log.level and log.format apply.
 type logFlags struct{ level, format *string }
 
 func addLogFlags(fs *flag.FlagSet) logFlags {
 	return logFlags{
-		level:  fs.String("log-level", "info", "debug, info, warn or error (DUCTBOT_DEBUG=1 still means debug)"),
-		format: fs.String("log-format", "text", "text or json"),
+		level:  fs.String("log-level", "", "debug, info, warn or error (default log.level, else info; DUCTBOT_DEBUG=1 means debug)"),
+		format: fs.String("log-format", "", "text or json (default log.format, else text)"),
 	}
 }
 
-// logger builds the logger the flags describe; jsonLogs is the old
-// --json-logs flag, still accepted.
-func (f logFlags) logger(jsonLogs bool) (*slog.Logger, error) {
+// logger builds the logger the flags, else cfg (may be nil), describe;
+// jsonLogs is the old --json-logs flag, still accepted.
+func (f logFlags) logger(jsonLogs bool, cfg *config.Config) (*slog.Logger, error) {
+	levelName, format := *f.level, *f.format
+	if cfg != nil && levelName == "" {
+		levelName = cfg.Log.Level
+	}
+	if cfg != nil && format == "" {
+		format = cfg.Log.Format
+	}
+	if levelName == "" {
+		levelName = "info"
+	}
+	if format == "" || (jsonLogs && *f.format == "") {
+		format = "text"
+		if jsonLogs {
+			format = "json"
+		}
+	}
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(*f.level)); err != nil {
-		return nil, usagef("--log-level %q: want debug, info, warn or error", *f.level)
+	if err := level.UnmarshalText([]byte(levelName)); err != nil {
+		return nil, usagef("--log-level %q: want debug, info, warn or error", levelName)
 	}
 	if os.Getenv("DUCTBOT_DEBUG") != "" {
 		level = slog.LevelDebug
 	}
 	opts := &slog.HandlerOptions{Level: level}
-	switch *f.format {
+	switch format {
 	case "json":
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
 	case "text":
-		if jsonLogs {
-			return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
-		}
 		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
 	}
-	return nil, usagef("--log-format %q: want text or json", *f.format)
+	return nil, usagef("--log-format %q: want text or json", format)
 }
 
 // buildVersion is ductbot's module version, VCS revision and Go version,

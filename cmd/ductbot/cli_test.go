@@ -2,12 +2,15 @@ package main
 
 import (
 	"bytes"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/ductbot/ductbot/config"
 )
 
 // The CLI contract: --help exits 0 for the root and every command, a
@@ -96,5 +99,33 @@ func TestVersionOfTheBuiltBinary(t *testing.T) {
 	cmd := exec.Command(bin, "frobnicate")
 	if err := cmd.Run(); cmd.ProcessState.ExitCode() != 2 {
 		t.Errorf("ductbot frobnicate: %v, want exit status 2", err)
+	}
+}
+
+// --log-level and --log-format win over log.level and log.format, which
+// apply when the flags are not given.
+func TestLogFlagsAndConfig(t *testing.T) {
+	t.Setenv("DUCTBOT_DEBUG", "")
+	cfg := &config.Config{Log: config.Log{Level: "debug", Format: "json"}}
+	for _, tc := range []struct {
+		level, format string
+		cfg           *config.Config
+		json, debug   bool
+	}{
+		{"", "", nil, false, false},
+		{"", "", cfg, true, true},
+		{"warn", "text", cfg, false, false},
+		{"debug", "", nil, false, true},
+	} {
+		lf := logFlags{level: &tc.level, format: &tc.format}
+		log, err := lf.logger(false, tc.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, isJSON := log.Handler().(*slog.JSONHandler)
+		if isJSON != tc.json || log.Enabled(t.Context(), slog.LevelDebug) != tc.debug {
+			t.Errorf("flags %q %q, config %v: json %v debug %v, want %v %v", tc.level, tc.format, tc.cfg != nil,
+				isJSON, log.Enabled(t.Context(), slog.LevelDebug), tc.json, tc.debug)
+		}
 	}
 }

@@ -71,11 +71,14 @@ func cmdRun(ctx context.Context, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	log, err := lf.logger(*jsonLogs)
-	if err != nil {
+	if _, err := lf.logger(*jsonLogs, nil); err != nil {
 		return err
 	}
 	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	log, err := lf.logger(*jsonLogs, cfg)
 	if err != nil {
 		return err
 	}
@@ -97,11 +100,14 @@ func cmdSweep(ctx context.Context, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	log, err := lf.logger(false)
-	if err != nil {
+	if _, err := lf.logger(false, nil); err != nil {
 		return err
 	}
 	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	log, err := lf.logger(false, cfg)
 	if err != nil {
 		return err
 	}
