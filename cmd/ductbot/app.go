@@ -180,7 +180,7 @@ func newApp(ctx context.Context, cfg *config.Config, o appOptions) (_ *app, err 
 	}
 	w := web.New(web.Options{
 		Store: a.store, Metrics: webMetrics, PublicURL: cfg.Web.PublicURL, GerritURL: cfg.Gerrit.URL, Logger: log,
-		MaxLogBytes:   cfg.Report.MaxLogBytes,
+		MaxLogBytes: cfg.Report.MaxLogBytes, ChatPrefix: cfg.Chat.Prefix,
 		Ready:         a.ready,
 		QueuePosition: a.engine.Position,
 	})
