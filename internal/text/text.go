@@ -44,7 +44,9 @@ func HeadTail(s string, maxBytes int) string {
 	}
 	// The marker's length depends on the count it names; a count is at
 	// most len(s), so size the marker for that and the cut can only shrink.
-	marker := func(n int) string { return fmt.Sprintf("\n[… %d bytes cut by ductbot: logs are limited to %d bytes …]\n", n, maxBytes) }
+	marker := func(n int) string {
+		return fmt.Sprintf("\n[… %d bytes cut by ductbot: logs are limited to %d bytes …]\n", n, maxBytes)
+	}
 	room := maxBytes - len(marker(len(s)))
 	if room <= 0 {
 		return Truncate(s, maxBytes, "")
