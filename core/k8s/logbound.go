@@ -1,7 +1,6 @@
 package k8s
 
 import (
-	"fmt"
 	"strings"
 	"unicode/utf8"
 
@@ -101,7 +100,7 @@ func (b *boundedLog) String() string {
 	t := strings.ToValidUTF8(string(tail[skip:]), "\uFFFD")
 	// The length text.HeadTail would see, had it been given everything.
 	whole := int64(len(h)) + int64(len(b.head)-len(head)) + dropped + int64(skip) + int64(len(t))
-	room := b.max - len(cutMarker(whole, b.max))
+	room := b.max - len(text.CutMarker(whole, b.max))
 	if room <= 0 {
 		return text.Truncate(h, b.max, "")
 	}
@@ -113,11 +112,5 @@ func (b *boundedLog) String() string {
 	for ts < len(t) && !utf8.RuneStart(t[ts]) {
 		ts++
 	}
-	return h[:hn] + cutMarker(whole-int64(hn)-int64(len(t)-ts), b.max) + t[ts:]
-}
-
-// cutMarker is text.HeadTail's marker for cut bytes of a log limited to
-// limit bytes; TestBoundedLogMatchesHeadTail keeps the two the same.
-func cutMarker(cut int64, limit int) string {
-	return fmt.Sprintf("\n[… %d bytes cut by ductbot: logs are limited to %d bytes …]\n", cut, limit)
+	return h[:hn] + text.CutMarker(whole-int64(hn)-int64(len(t)-ts), b.max) + t[ts:]
 }

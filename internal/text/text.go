@@ -33,6 +33,12 @@ func LastLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// CutMarker is the line that replaces the middle of a log limited to limit
+// bytes, saying how many bytes were cut.
+func CutMarker(cut int64, limit int) string {
+	return fmt.Sprintf("\n[… %d bytes cut by ductbot: logs are limited to %d bytes …]\n", cut, limit)
+}
+
 // HeadTail makes s valid UTF-8 and at most maxBytes long by keeping its
 // beginning and its end and replacing the middle with a line that says how
 // many bytes were cut. A log's head says how a test started and its tail how
@@ -44,9 +50,7 @@ func HeadTail(s string, maxBytes int) string {
 	}
 	// The marker's length depends on the count it names; a count is at
 	// most len(s), so size the marker for that and the cut can only shrink.
-	marker := func(n int) string {
-		return fmt.Sprintf("\n[… %d bytes cut by ductbot: logs are limited to %d bytes …]\n", n, maxBytes)
-	}
+	marker := func(n int) string { return CutMarker(int64(n), maxBytes) }
 	room := maxBytes - len(marker(len(s)))
 	if room <= 0 {
 		return Truncate(s, maxBytes, "")
