@@ -3,14 +3,12 @@ package web
 import (
 	"bufio"
 	"io"
-	"slices"
 	"strings"
 
 	"github.com/ductbot/ductbot/core/run"
-	"github.com/ductbot/ductbot/internal/text"
 )
 
-// A run's test logs are first bounded to the configured size (boundLogs):
+// A run's test logs are first bounded to the configured size (run.BoundLogs):
 // the raw log, the page and the API all see the same bounded text. The page
 // then shows at most maxShownLines lines of each pod's log: the first
 // headShownLines and the last ones, plus the lines that say where ductbot
@@ -43,41 +41,6 @@ type logLine struct {
 	N       int
 	Text    string
 	Skipped int // lines not shown right before this one
-}
-
-// boundLogs bounds a run's logs to maxBytes in all (maxBytes <= 0: no
-// bound). Each pod gets an equal share, and what a short log does not use
-// goes to the longer ones; a log longer than its share keeps its head and
-// tail (text.HeadTail), marking the cut. The logs are not modified.
-func boundLogs(logs []run.TestLog, maxBytes int) []run.TestLog {
-	total := 0
-	for _, l := range logs {
-		total += len(l.Log)
-	}
-	if maxBytes <= 0 || total <= maxBytes {
-		return logs
-	}
-	sizes := make([]int, len(logs))
-	for i, l := range logs {
-		sizes[i] = len(l.Log)
-	}
-	slices.Sort(sizes)
-	share, budget := 0, maxBytes
-	for i, n := range sizes {
-		share = budget / (len(sizes) - i)
-		if n > share {
-			break
-		}
-		budget -= n
-	}
-	out := make([]run.TestLog, len(logs))
-	for i, l := range logs {
-		out[i] = l
-		if len(l.Log) > share {
-			out[i].Log = text.HeadTail(l.Log, share)
-		}
-	}
-	return out
 }
 
 // sectionHeader is the raw log's header line of one pod.

@@ -432,7 +432,7 @@ func (s *Server) testLogs(ctx context.Context, runID int64) ([]run.TestLog, erro
 	if err != nil {
 		return nil, err
 	}
-	return boundLogs(logs, s.maxLog), nil
+	return run.BoundLogs(logs, s.maxLog), nil
 }
 
 func (s *Server) runLog(w http.ResponseWriter, r *http.Request) {

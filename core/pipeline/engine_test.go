@@ -243,6 +243,7 @@ web: {public_url: "http://ductbot.test"}
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
+	db.SetMaxLogBytes(cfg.Report.MaxLogBytes) // as cmd/ductbot does
 	return &rig{t: t, cfg: cfg, store: db, db: db, cluster: newFakeCluster(), gerrit: &fakeGerrit{changes: map[int]*gerrit.Change{}, groups: map[string][]gerrit.Account{}}}
 }
 

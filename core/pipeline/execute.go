@@ -224,7 +224,7 @@ func (e *Engine) test(ctx context.Context, r *run.Run, env *run.Env) {
 	}
 	e.metrics.TestDuration.Observe(e.now().Sub(start).Seconds())
 	if res != nil && len(res.Pods) > 0 {
-		if perr := e.store.PutTestLogs(context.WithoutCancel(ctx), r.ID, e.boundLogs(r.ID, res.Pods)); perr != nil {
+		if perr := e.store.PutTestLogs(context.WithoutCancel(ctx), r.ID, testLogs(r.ID, res.Pods)); perr != nil {
 			log.Error("saving test logs", "err", perr)
 		}
 	}
@@ -238,16 +238,12 @@ func (e *Engine) test(ctx context.Context, r *run.Run, env *run.Env) {
 	}
 }
 
-// boundLogs turns test pods' logs into records within report.max_log_bytes
-// for the whole run, each pod keeping its head and tail.
-func (e *Engine) boundLogs(runID int64, pods []k8s.PodLog) []run.TestLog {
-	per := 0
-	if max := e.cfg.Report.MaxLogBytes; max > 0 {
-		per = max / len(pods)
-	}
+// testLogs turns test pods' logs into the run's records. The store keeps
+// them within report.max_log_bytes (cmd sets its limit from the config).
+func testLogs(runID int64, pods []k8s.PodLog) []run.TestLog {
 	logs := make([]run.TestLog, 0, len(pods))
 	for _, p := range pods {
-		logs = append(logs, run.TestLog{RunID: runID, Pod: p.Pod, Phase: p.Phase, Log: text.HeadTail(p.Log, per)})
+		logs = append(logs, run.TestLog{RunID: runID, Pod: p.Pod, Phase: p.Phase, Log: p.Log})
 	}
 	return logs
 }

@@ -5,41 +5,19 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/ductbot/ductbot/core/run"
-	"github.com/ductbot/ductbot/internal/text"
 )
 
-// boundLogs returns a copy of logs whose texts are valid UTF-8 without NUL
-// bytes (textArg) and at most budget bytes together (budget <= 0: no limit). The budget is shared
-// max-min fairly: going from the shortest log up, each gets the smaller of
-// its length and an even share of what is left.
-func boundLogs(logs []run.TestLog, budget int) []run.TestLog {
+// cleanLogs returns a copy of logs whose texts are valid UTF-8 without NUL
+// bytes (textArg), within budget bytes together (run.BoundLogs).
+func cleanLogs(logs []run.TestLog, budget int) []run.TestLog {
 	out := make([]run.TestLog, len(logs))
 	for i, l := range logs {
 		l.Pod, l.Phase, l.Log = textArg(l.Pod), textArg(l.Phase), textArg(l.Log)
 		out[i] = l
 	}
-	if budget <= 0 {
-		return out
-	}
-	order := make([]int, len(out))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(a, b int) int { return len(out[a].Log) - len(out[b].Log) })
-	left := budget
-	for k, i := range order {
-		share := min(len(out[i].Log), left/(len(order)-k))
-		if share <= 0 {
-			out[i].Log = "" // HeadTail reads 0 as "no limit"
-			continue
-		}
-		out[i].Log = text.HeadTail(out[i].Log, share)
-		left -= len(out[i].Log)
-	}
-	return out
+	return run.BoundLogs(out, budget)
 }
 
 // PutTestLogs replaces the test logs of run runID with logs, kept in the
@@ -54,7 +32,7 @@ func boundLogs(logs []run.TestLog, budget int) []run.TestLog {
 // line saying how much was cut (text.HeadTail). The caller's logs are not
 // changed.
 func (s *Store) PutTestLogs(ctx context.Context, runID int64, logs []run.TestLog) error {
-	logs = boundLogs(logs, int(s.maxLogBytes.Load()))
+	logs = cleanLogs(logs, int(s.maxLogBytes.Load()))
 	err := s.inTx(ctx, func(tx txn) error {
 		var one int
 		err := tx.QueryRowContext(ctx, `SELECT 1 FROM runs WHERE id = ?`, runID).Scan(&one)
