@@ -53,6 +53,9 @@ type Query struct {
 	ExcludeWIP     bool
 	ExcludePrivate bool
 	Numbers        []int
+	// ChangeIDs selects changes by Change-Id (I and 40 hex digits), on any
+	// project and branch the other conditions allow.
+	ChangeIDs []string
 	// PageSize is the n= of each request; defaults to DefaultPageSize.
 	PageSize int
 	// MaxPages bounds the requests; defaults to DefaultMaxPages. Reaching
@@ -111,6 +114,7 @@ func (q Query) String() string {
 		nums[i] = strconv.Itoa(n)
 	}
 	or("change", nums, false)
+	or("change", q.ChangeIDs, false)
 	return strings.Join(terms, " ")
 }
 
@@ -186,6 +190,11 @@ func (c *Client) Query(ctx context.Context, q Query) ([]Change, error) {
 	for _, n := range q.Numbers {
 		if n <= 0 {
 			return nil, fmt.Errorf("gerrit: query for bad change number %d", n)
+		}
+	}
+	for _, id := range q.ChangeIDs {
+		if !IsChangeID(id) {
+			return nil, fmt.Errorf("gerrit: query for bad Change-Id %q: want I followed by 40 hex digits", id)
 		}
 	}
 	pageSize := q.PageSize

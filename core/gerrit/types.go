@@ -111,7 +111,12 @@ type Change struct {
 	PatchSet        int    // the current patch set's number
 	Ref             string // the current patch set's ref, refs/changes/45/12345/3
 	Uploader        Account
-	Messages        []Message // oldest first; only when asked for
+	// ChangeID is the Change-Id footer's value, I followed by 40 hex digits.
+	ChangeID string
+	// CommitMessage is the current patch set's full commit message, with
+	// its footers (untrusted text).
+	CommitMessage string
+	Messages      []Message // oldest first; only when asked for
 }
 
 // Open reports whether the change is neither merged nor abandoned.
@@ -135,6 +140,11 @@ type revisionInfo struct {
 	Number   int         `json:"_number"`
 	Ref      string      `json:"ref"`
 	Uploader accountInfo `json:"uploader"`
+	Commit   *commitInfo `json:"commit"`
+}
+
+type commitInfo struct {
+	Message string `json:"message"`
 }
 
 type messageInfo struct {
@@ -149,6 +159,7 @@ type messageInfo struct {
 type changeInfo struct {
 	Project         string                  `json:"project"`
 	Branch          string                  `json:"branch"`
+	ChangeID        string                  `json:"change_id"`
 	Number          int                     `json:"_number"`
 	Subject         string                  `json:"subject"`
 	Status          string                  `json:"status"`
@@ -175,11 +186,15 @@ func (ci changeInfo) change() Change {
 		Owner:           ci.Owner.account(),
 		Updated:         ci.Updated.Time,
 		CurrentRevision: ci.CurrentRevision,
+		ChangeID:        ci.ChangeID,
 	}
 	if rev, ok := ci.Revisions[ci.CurrentRevision]; ok {
 		c.PatchSet = rev.Number
 		c.Ref = rev.Ref
 		c.Uploader = rev.Uploader.account()
+		if rev.Commit != nil {
+			c.CommitMessage = rev.Commit.Message
+		}
 	}
 	if len(ci.Messages) > 0 {
 		c.Messages = make([]Message, len(ci.Messages))
@@ -191,4 +206,18 @@ func (ci changeInfo) change() Change {
 		}
 	}
 	return c
+}
+
+// IsChangeID reports whether s has the form of a Change-Id: I followed by
+// 40 lowercase hex digits.
+func IsChangeID(s string) bool {
+	if len(s) != 41 || s[0] != 'I' {
+		return false
+	}
+	for _, r := range s[1:] {
+		if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f') {
+			return false
+		}
+	}
+	return true
 }

@@ -200,47 +200,97 @@ func (s *Server) ForbidLabel(username, label string) {
 // (created as an account if needed), with patch set 1 uploaded by the owner,
 // and returns its number.
 func (s *Server) CreateChange(project, branch, subject, owner string) int {
+	return s.CreateChangeMessage(project, branch, subject, owner)
+}
+
+// CreateChangeMessage creates a change whose first patch set has the full
+// commit message given: its first line is the subject, and its footers
+// (Depends-On: and the like) are kept. A Change-Id footer in the message
+// is used as the change's Change-Id; without one the server makes one up
+// and appends the footer, as Gerrit's commit-msg hook would.
+func (s *Server) CreateChangeMessage(project, branch, message, owner string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.createLocked(project, branch, message, s.accountLocked(owner), "")
+}
+
+// CherryPick creates a change on branch with the same Change-Id and commit
+// message as change number's current patch set, as Gerrit's cherry-pick
+// does, and returns its number.
+func (s *Server) CherryPick(number int, branch, owner string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	from := s.mustChange(number)
+	return s.createLocked(from.project, branch, from.current().message, s.accountLocked(owner), from.changeID)
+}
+
+func (s *Server) createLocked(project, branch, message string, owner *account, changeID string) int {
 	now := s.tick()
 	c := &change{
 		number:  s.nextChange,
 		project: project,
 		branch:  strings.TrimPrefix(branch, "refs/heads/"),
 		status:  StatusNew,
-		owner:   s.accountLocked(owner),
+		owner:   owner,
 		created: now,
 	}
 	s.nextChange++
-	c.changeID = "I" + hashID("change-id", project, c.number)
+	switch {
+	case changeID != "":
+		c.changeID = changeID
+	case changeIDFooter(message) != "":
+		c.changeID = changeIDFooter(message)
+	default:
+		c.changeID = "I" + hashID("change-id", project, c.number)
+	}
 	s.changes[c.number] = c
-	s.byChangeID[c.changeID] = c
-	s.uploadLocked(c, c.owner, subject, now)
+	if s.byChangeID[c.changeID] == nil {
+		s.byChangeID[c.changeID] = c
+	}
+	s.uploadLocked(c, c.owner, message, now)
 	return c.number
 }
 
 // UploadPatchSet uploads a new patch set to change number, by uploader
 // (created as an account if needed), and returns its number and SHA-1. An
-// empty subject keeps the previous one. It panics if the change does not
-// exist, since that is a mistake in the test.
+// empty subject keeps the previous commit message. It panics if the change
+// does not exist, since that is a mistake in the test.
 func (s *Server) UploadPatchSet(number int, uploader, subject string) (ps int, sha string) {
+	return s.UploadPatchSetMessage(number, uploader, subject)
+}
+
+// UploadPatchSetMessage is UploadPatchSet with a full commit message (see
+// CreateChangeMessage); an empty message keeps the previous one.
+func (s *Server) UploadPatchSetMessage(number int, uploader, message string) (ps int, sha string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.mustChange(number)
-	if subject == "" {
-		subject = c.current().subject
+	if message == "" {
+		message = c.current().message
 	}
-	p := s.uploadLocked(c, s.accountLocked(uploader), subject, s.tick())
+	p := s.uploadLocked(c, s.accountLocked(uploader), message, s.tick())
 	return p.number, p.sha
 }
 
-func (s *Server) uploadLocked(c *change, uploader *account, subject string, now time.Time) *patchSet {
+// uploadLocked adds a patch set with the commit message given (its first
+// line the subject), appending the change's Change-Id footer when the
+// message has none.
+func (s *Server) uploadLocked(c *change, uploader *account, message string, now time.Time) *patchSet {
+	message = strings.TrimRight(message, "\n")
+	if changeIDFooter(message) == "" {
+		sep := "\n\n"
+		if hasFooters(message) {
+			sep = "\n"
+		}
+		message += sep + "Change-Id: " + c.changeID
+	}
+	subject, _, _ := strings.Cut(message, "\n")
 	p := &patchSet{
 		number:   len(c.patchSets) + 1,
 		uploader: uploader,
 		created:  now,
 		subject:  subject,
-		message:  subject + "\n\nChange-Id: " + c.changeID + "\n",
+		message:  message + "\n",
 		parent:   hashID("parent", c.project, c.branch),
 	}
 	p.sha = s.nextSHA("revision", c.number, p.number)
@@ -252,6 +302,33 @@ func (s *Server) uploadLocked(c *change, uploader *account, subject string, now 
 	ev.Uploader = eventAcct(uploader)
 	s.publishLocked(ev)
 	return p
+}
+
+// changeIDFooter returns the value of the message's Change-Id footer, or "".
+func changeIDFooter(message string) string {
+	lines := strings.Split(strings.TrimRight(message, "\n"), "\n")
+	for i := len(lines) - 1; i > 0 && lines[i] != ""; i-- {
+		if v, ok := strings.CutPrefix(lines[i], "Change-Id: "); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// hasFooters reports whether the message's last paragraph (not its
+// subject) is made of "Key: value" lines.
+func hasFooters(message string) bool {
+	paras := strings.Split(strings.TrimRight(message, "\n"), "\n\n")
+	if len(paras) < 2 {
+		return false
+	}
+	for _, l := range strings.Split(paras[len(paras)-1], "\n") {
+		k, _, ok := strings.Cut(l, ": ")
+		if !ok || k == "" || strings.Contains(k, " ") {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Server) addMessageLocked(c *change, author *account, date time.Time, text, tag string, ps int) {
@@ -355,7 +432,9 @@ func (s *Server) DeleteChange(number int) {
 	defer s.mu.Unlock()
 	c := s.mustChange(number)
 	delete(s.changes, number)
-	delete(s.byChangeID, c.changeID)
+	if s.byChangeID[c.changeID] == c {
+		delete(s.byChangeID, c.changeID)
+	}
 	ev := s.changeEventLocked("change-deleted", c, s.tick())
 	ev.Deleter = eventAcct(c.owner)
 	s.publishLocked(ev)
