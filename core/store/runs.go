@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -190,13 +192,23 @@ func (s *Store) ListRuns(ctx context.Context, f RunFilter) ([]*run.Run, error) {
 	if f.Unfinished {
 		where = append(where, "state <> 'done'")
 	}
+	if f.Search != "" {
+		w, a := searchRuns(f.Search)
+		where, args = append(where, w), append(args, a...)
+	}
 	q := `SELECT ` + runColumns + ` FROM runs`
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, " AND ")
 	}
 	q += ` ORDER BY id DESC`
-	if f.Limit > 0 {
+	switch {
+	case f.Limit > 0:
 		q, args = q+` LIMIT ?`, append(args, f.Limit)
+	case f.Offset > 0: // SQLite has no OFFSET without a LIMIT
+		q, args = q+` LIMIT ?`, append(args, int64(math.MaxInt64))
+	}
+	if f.Offset > 0 {
+		q, args = q+` OFFSET ?`, append(args, f.Offset)
 	}
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -216,6 +228,21 @@ func (s *Store) ListRuns(ctx context.Context, f RunFilter) ([]*run.Run, error) {
 	}
 	return runs, nil
 }
+
+// searchRuns is the condition of RunFilter.Search and its arguments.
+// LOWER folds ASCII the same on both databases (PostgreSQL folds more).
+func searchRuns(term string) (string, []any) {
+	pattern := "%" + likeEscaper.Replace(strings.ToLower(textArg(term))) + "%"
+	cond := `LOWER(subject) LIKE ? ESCAPE '\' OR LOWER(owner) LIKE ? ESCAPE '\'`
+	args := []any{pattern, pattern}
+	if n, err := strconv.ParseInt(strings.TrimSpace(term), 10, 32); err == nil && n > 0 { // INTEGER on both
+		cond, args = cond+` OR change_number = ?`, append(args, n)
+	}
+	return `(` + cond + `)`, args
+}
+
+// likeEscaper makes a string match itself in LIKE ... ESCAPE '\'.
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
 // RunExisted reports whether id was ever issued to a run, including runs
 // since pruned. Ids are never reused.

@@ -16,7 +16,14 @@ type RunFilter struct {
 	Change     int
 	PatchSet   int
 	Unfinished bool // only runs not in run.StateDone
-	Limit      int  // 0: no limit; newest first
+	// Search selects runs whose subject or owner holds it, ignoring ASCII
+	// case, or whose change number it is. It is matched as text: % and _
+	// are not wildcards. Owner is matched as stored, e-mail address
+	// included; a caller that shows results in public checks them again.
+	Search string
+	Limit  int // 0: no limit; newest first
+	// Offset skips that many of the newest runs f selects (paging).
+	Offset int
 }
 
 // EnvFilter selects environments. Zero fields match everything.
