@@ -47,6 +47,9 @@ const (
 	TriggerUpload  Trigger = "upload"  // a new patch set was uploaded
 	TriggerRecheck Trigger = "recheck" // a trusted "recheck" comment on Gerrit
 	TriggerChat    Trigger = "chat"    // a chat command (!env, !retest)
+	// TriggerDependency: a new patch set of a change this one names in a
+	// Depends-On footer.
+	TriggerDependency Trigger = "dependency"
 )
 
 // EnvKind says how an environment came to be.
@@ -151,6 +154,9 @@ type Run struct {
 	Subject     string
 	Owner       string
 	Matrix      Matrix
+	// Deps are the changes the run deploys beside its own because of
+	// Depends-On footers, in the order they were found.
+	Deps        []Dep
 	Trigger     Trigger
 	RequestedBy string // chat identity or Gerrit account that asked, if any
 	TestOnly    bool   // retest: do not redeploy
@@ -167,6 +173,28 @@ type Run struct {
 	DeployedAt time.Time // deploy finished
 	TestedAt   time.Time // tests finished
 	FinishedAt time.Time // state reached done
+}
+
+// Dep is a change a run deploys (or would have) because a Depends-On
+// footer names it, directly or through another dependency.
+type Dep struct {
+	Change    int    `json:"change"`
+	Project   string `json:"project"`
+	Component string `json:"component"`
+	// PatchSet and Revision are what was deployed; a merged dependency
+	// has neither: its component runs its default ref, which has it.
+	PatchSet int    `json:"patch_set,omitempty"`
+	Revision string `json:"revision,omitempty"`
+	Merged   bool   `json:"merged,omitempty"`
+}
+
+// String is how votes, pages and announcements name the dependency:
+// "change 123 patch set 4 (wiki)".
+func (d Dep) String() string {
+	if d.Merged {
+		return fmt.Sprintf("change %d (%s, merged: its default ref)", d.Change, d.Component)
+	}
+	return fmt.Sprintf("change %d patch set %d (%s)", d.Change, d.PatchSet, d.Component)
 }
 
 // Diagnosis is why a deploy failed, as the environment's pods showed it:

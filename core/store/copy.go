@@ -14,15 +14,15 @@ var ErrNotEmpty = errors.New("the destination store is not empty")
 
 // Copied counts what Copy copied.
 type Copied struct {
-	Runs, TestLogs, ReplyTargets, Envs, Meta, ChangeCursors int
+	Runs, TestLogs, ReplyTargets, Envs, Meta, ChangeCursors, ChangeDeps int
 	// LastRunID is the last id src ever issued to a run (pruned runs
 	// included); dst issues only larger ones. 0: none.
 	LastRunID int64
 }
 
 func (c Copied) String() string {
-	return fmt.Sprintf("%d runs (%d test logs, %d reply targets), %d environments, %d change cursors, %d meta values; run ids continue after %d",
-		c.Runs, c.TestLogs, c.ReplyTargets, c.Envs, c.ChangeCursors, c.Meta, c.LastRunID)
+	return fmt.Sprintf("%d runs (%d test logs, %d reply targets), %d environments, %d change cursors, %d dependencies, %d meta values; run ids continue after %d",
+		c.Runs, c.TestLogs, c.ReplyTargets, c.Envs, c.ChangeCursors, c.ChangeDeps, c.Meta, c.LastRunID)
 }
 
 // Copy copies all of src's state into dst, which must be empty (else
@@ -79,6 +79,9 @@ func Copy(ctx context.Context, dst, src *Store) (Copied, error) {
 			"change_number, first_seen, messages_seen, triggered, noticed", "change_number", scanAny(5)); err != nil {
 			return err
 		}
+		if c.ChangeDeps, err = copyRows(ctx, from, to, "change_deps", "dependent, dependency", "dependent, dependency", scanAny(2)); err != nil {
+			return err
+		}
 		if c.Meta, err = copyRows(ctx, from, to, "meta", "key, value", "key", scanAny(2)); err != nil {
 			return err
 		}
@@ -98,7 +101,7 @@ func Copy(ctx context.Context, dst, src *Store) (Copied, error) {
 // checkEmpty fails with ErrNotEmpty when the store holds any state or ever
 // issued a run id.
 func (s *Store) checkEmpty(ctx context.Context, tx txn) error {
-	for _, table := range []string{"runs", "envs", "meta", "change_cursors"} {
+	for _, table := range []string{"runs", "envs", "meta", "change_cursors", "change_deps"} {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil {
 			return fmt.Errorf("count %s: %w", table, err)

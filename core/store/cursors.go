@@ -55,3 +55,47 @@ func (s *Store) PutChangeCursor(ctx context.Context, c ChangeCursor) error {
 	}
 	return nil
 }
+
+// SetChangeDeps records which changes dependent names in its Depends-On
+// footers (directly or through them), replacing what was recorded, in one
+// transaction. An empty list forgets them.
+func (s *Store) SetChangeDeps(ctx context.Context, dependent int, deps []int) error {
+	err := s.inTx(ctx, func(tx txn) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM change_deps WHERE dependent = ?`, dependent); err != nil {
+			return err
+		}
+		for _, d := range deps {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO change_deps (dependent, dependency) VALUES (?, ?)
+				ON CONFLICT (dependent, dependency) DO NOTHING`, dependent, d); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("set dependencies of change %d: %w", dependent, err)
+	}
+	return nil
+}
+
+// Dependents returns the changes that recorded dependency among their
+// dependencies, in number order.
+func (s *Store) Dependents(ctx context.Context, dependency int) ([]int, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT dependent FROM change_deps WHERE dependency = ? ORDER BY dependent`, dependency)
+	if err != nil {
+		return nil, fmt.Errorf("list dependents of change %d: %w", dependency, err)
+	}
+	defer rows.Close()
+	var out []int
+	for rows.Next() {
+		var n int
+		if err := rows.Scan(&n); err != nil {
+			return nil, fmt.Errorf("list dependents of change %d: %w", dependency, err)
+		}
+		out = append(out, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list dependents of change %d: %w", dependency, err)
+	}
+	return out, nil
+}

@@ -125,6 +125,21 @@ CREATE TABLE change_cursors (
 	{sql: `
 ALTER TABLE runs ADD COLUMN diagnosis TEXT NOT NULL DEFAULT '';
 `},
+
+	// 4: Depends-On: the dependencies a run deployed (JSON of []run.Dep,
+	// '' for none), and which changes name which in their footers, so a
+	// new patch set of a dependency reruns its dependents.
+	{sql: `
+ALTER TABLE runs ADD COLUMN deps TEXT NOT NULL DEFAULT '';
+
+CREATE TABLE change_deps (
+	dependent  INTEGER NOT NULL,
+	dependency INTEGER NOT NULL,
+	PRIMARY KEY (dependent, dependency)
+){without rowid};
+
+CREATE INDEX change_deps_dependency ON change_deps (dependency);
+`},
 }
 
 // SchemaVersion is the schema version this binary writes, on either

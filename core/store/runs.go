@@ -16,7 +16,7 @@ import (
 
 const runColumns = `id, env, project, change_number, patch_set, revision, subject, owner,
 	matrix, trigger_kind, requested_by, test_only, state, result, attempts, detail, reported,
-	created_at, started_at, deployed_at, tested_at, finished_at, diagnosis`
+	created_at, started_at, deployed_at, tested_at, finished_at, diagnosis, deps`
 
 // rowScanner is what *sql.Row and *sql.Rows have in common.
 type rowScanner interface {
@@ -30,11 +30,11 @@ func scanRun(sc rowScanner) (*run.Run, error) {
 		created                             int64
 		started, deployed, tested, finished sql.NullInt64
 		trigger, state, result              string
-		diagnosis                           string
+		diagnosis, deps                     string
 	)
 	err := sc.Scan(&r.ID, &r.Env, &r.Project, &r.Change, &r.PatchSet, &r.Revision, &r.Subject, &r.Owner,
 		&matrix, &trigger, &r.RequestedBy, &r.TestOnly, &state, &result, &r.Attempts, &r.Detail, &r.Reported,
-		&created, &started, &deployed, &tested, &finished, &diagnosis)
+		&created, &started, &deployed, &tested, &finished, &diagnosis, &deps)
 	if err != nil {
 		return nil, err
 	}
@@ -43,6 +43,11 @@ func scanRun(sc rowScanner) (*run.Run, error) {
 	}
 	if r.Matrix, err = matrixOf(matrix); err != nil {
 		return nil, fmt.Errorf("run %d: %w", r.ID, err)
+	}
+	if deps != "" {
+		if err := json.Unmarshal([]byte(deps), &r.Deps); err != nil {
+			return nil, fmt.Errorf("run %d: decode deps: %w", r.ID, err)
+		}
 	}
 	r.Trigger, r.State, r.Result = run.Trigger(trigger), run.State(state), run.Result(result)
 	r.CreatedAt = timeOf(sql.NullInt64{Int64: created, Valid: true})
@@ -60,9 +65,17 @@ func runArgs(r *run.Run) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	deps := ""
+	if len(r.Deps) > 0 {
+		b, err := json.Marshal(r.Deps)
+		if err != nil {
+			return nil, fmt.Errorf("encode deps: %w", err)
+		}
+		deps = string(b)
+	}
 	return []any{r.Env, r.Project, r.Change, r.PatchSet, r.Revision, textArg(r.Subject), textArg(r.Owner),
 		matrix, string(r.Trigger), r.RequestedBy, r.TestOnly, string(r.State), string(r.Result), r.Attempts, textArg(r.Detail), r.Reported,
-		timeArg(r.CreatedAt), timeArg(r.StartedAt), timeArg(r.DeployedAt), timeArg(r.TestedAt), timeArg(r.FinishedAt), diagnosis}, nil
+		timeArg(r.CreatedAt), timeArg(r.StartedAt), timeArg(r.DeployedAt), timeArg(r.TestedAt), timeArg(r.FinishedAt), diagnosis, deps}, nil
 }
 
 // diagnosisArg encodes a run's diagnosis for its column (” for none).
@@ -124,7 +137,7 @@ func (s *Store) CreateRun(ctx context.Context, r *run.Run) error {
 	}
 	var id int64
 	err = s.w.QueryRowContext(ctx, `INSERT INTO runs (`+strings.TrimPrefix(runColumns, "id, ")+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, args...).Scan(&id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, args...).Scan(&id)
 	if err != nil {
 		return fmt.Errorf("create run for %s: %w", r.Env, err)
 	}
@@ -144,7 +157,7 @@ func (s *Store) UpdateRun(ctx context.Context, r *run.Run) error {
 		revision = ?, subject = ?, owner = ?, matrix = ?, trigger_kind = ?, requested_by = ?, test_only = ?,
 		state = ?, result = ?, attempts = ?, detail = ?, reported = ?,
 		created_at = COALESCE(?, created_at), started_at = ?, deployed_at = ?, tested_at = ?, finished_at = ?,
-		diagnosis = ?
+		diagnosis = ?, deps = ?
 		WHERE id = ?`, append(args, r.ID)...)
 	if err != nil {
 		return fmt.Errorf("update run %d: %w", r.ID, err)
