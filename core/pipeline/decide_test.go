@@ -64,6 +64,12 @@ func TestGate(t *testing.T) {
 		{"WIP asked for by name", GateInput{Path: PathEnv, Change: wip, Configured: true, UploaderTrusted: true}, true, ""},
 		{"an older patch set", GateInput{Path: PathEnv, Change: change(3, trusted), PatchSet: 2, Configured: true, UploaderTrusted: true}, false, "only the current patch set"},
 		{"no change", GateInput{Path: PathEnv}, false, "no such change"},
+		{"Depends-On, trusted uploader", GateInput{Path: PathDependsOn, Change: change(2, trusted), Configured: true, UploaderTrusted: true}, true, ""},
+		{"Depends-On, untrusted uploader", GateInput{Path: PathDependsOn, Change: open, Configured: true}, false, "not on the trusted list"},
+		{"Depends-On, untrusted but a trusted recheck on it", GateInput{Path: PathDependsOn, Change: open, Configured: true, RecheckVouch: true}, true, ""},
+		{"Depends-On, a chat vouch does not count", GateInput{Path: PathDependsOn, Change: open, Configured: true, ChatVouch: true}, false, "not on the trusted list"},
+		{"Depends-On names a WIP change", GateInput{Path: PathDependsOn, Change: wip, Configured: true, UploaderTrusted: true}, true, ""},
+		{"Depends-On, private", GateInput{Path: PathDependsOn, Change: private, Configured: true, UploaderTrusted: true}, false, "private"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

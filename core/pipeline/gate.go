@@ -18,6 +18,9 @@ const (
 	PathEnv       Path = "env"        // chat !env N: the change asked for by name
 	PathChangeRef Path = "change-ref" // chat !env ... component=change:N, a change pulled into a matrix
 	PathRetest    Path = "retest"     // chat !retest: the tests of what is deployed, again
+	// PathDependsOn: a change named in a Depends-On footer, deployed in its
+	// dependent's environment.
+	PathDependsOn Path = "depends-on"
 )
 
 // GateInput is everything the trust gate looks at. The caller resolves who
@@ -35,7 +38,7 @@ type GateInput struct {
 	// project's trusted list.
 	UploaderTrusted bool
 	// RecheckVouch says a trusted account commented "recheck" on this very
-	// patch set (PathRecheck only).
+	// patch set (PathRecheck and PathDependsOn).
 	RecheckVouch bool
 	// ChatVouch says the chat user asking is on chat.permissions.vouch.
 	ChatVouch bool
@@ -65,7 +68,8 @@ func (r *Refusal) UserMessage() string { return r.Reason }
 //   - changes of projects or branches ductbot is not configured for, closed
 //     changes and private changes never deploy;
 //   - only the current patch set deploys;
-//   - a work-in-progress change deploys only when asked for by name (!env N);
+//   - a work-in-progress change deploys only when asked for by name (!env N,
+//     or a Depends-On footer);
 //   - a retest runs what is deployed, which passed the gate when deployed;
 //   - a patch set from a trusted uploader deploys;
 //   - anything else needs a vouch: a trusted "recheck" on that patch set, or a
@@ -88,7 +92,7 @@ func Gate(in GateInput) *Refusal {
 		return &Refusal{Reason: fmt.Sprintf("%s is private; ductbot does not deploy private changes", name)}
 	case in.PatchSet != 0 && in.PatchSet != ch.PatchSet:
 		return &Refusal{Reason: fmt.Sprintf("%s is at patch set %d, not %d; only the current patch set is deployed", name, ch.PatchSet, in.PatchSet)}
-	case ch.WorkInProgress && in.Path != PathEnv && in.Path != PathRetest:
+	case ch.WorkInProgress && in.Path != PathEnv && in.Path != PathRetest && in.Path != PathDependsOn:
 		return &Refusal{Reason: fmt.Sprintf("%s is work in progress; it is deployed only when asked for by name (%senv %d)", name, in.Prefix, ch.Number)}
 	}
 	switch {
@@ -96,7 +100,7 @@ func Gate(in GateInput) *Refusal {
 		return nil
 	case in.UploaderTrusted:
 		return nil
-	case in.Path == PathRecheck && in.RecheckVouch:
+	case (in.Path == PathRecheck || in.Path == PathDependsOn) && in.RecheckVouch:
 		return nil
 	case (in.Path == PathEnv || in.Path == PathChangeRef || in.Path == PathRetest) && in.ChatVouch:
 		return nil
