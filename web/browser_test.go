@@ -137,6 +137,38 @@ func TestBrowser(t *testing.T) {
 	must(t, chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("L3"))))
 	screenshot(t, ctx, "run-phone.png")
 
+	// Search from the dashboard's form: the browser sends ?q= and the page
+	// lists only what matches. A run is testing, so the page reloads itself.
+	must(t, chromedp.Do(ctx, chromedp.EmulateViewport(1280, 900)))
+	_, err = chromedp.Run(ctx, chromedp.NavigateResponse(base+"/"))
+	must(t, err)
+	refresh, err := chromedp.Run(ctx, chromedp.Evaluate[string](
+		`(document.querySelector('meta[http-equiv="refresh"]') || {content: ""}).content`))
+	must(t, err)
+	if refresh != "10" {
+		t.Errorf("dashboard with a testing run: refresh meta content = %q, want 10", refresh)
+	}
+	must(t, chromedp.Do(ctx, chromedp.SendKeys(chromedp.CSS(`input[name="q"]`), "other CHANGE")))
+	resp, err = chromedp.RunResponse(ctx, chromedp.Submit(chromedp.CSS(`input[name="q"]`)))
+	if err != nil {
+		t.Fatalf("submit the search: %v", err)
+	}
+	if resp.Status != http.StatusOK {
+		t.Fatalf("search status %d", resp.Status)
+	}
+	loc, err = chromedp.Run(ctx, chromedp.Location())
+	must(t, err)
+	if !strings.Contains(loc, "q=other+CHANGE") {
+		t.Errorf("after the search at %q, want ?q=other+CHANGE", loc)
+	}
+	found, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](
+		`[...document.querySelectorAll("a.run-link, a.env-link")].map(a => a.getAttribute("href"))`))
+	must(t, err)
+	if want := []string{EnvPath("custom-ab12"), RunPath(f.failed)}; !slices.Equal(found, want) {
+		t.Errorf("search found %q, want %q", found, want)
+	}
+	screenshot(t, ctx, "search.png")
+
 	mu.Lock()
 	defer mu.Unlock()
 	if len(dialogs) > 0 {

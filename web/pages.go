@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -64,6 +65,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, t *t
 // errorView is the data of an error page.
 type errorView struct {
 	Title   string
+	Refresh int // always 0
 	Status  int
 	Heading string
 	Message string
@@ -182,19 +184,46 @@ func (s *Server) runView(now time.Time, r *run.Run) runView {
 // dashboardView is the data of /.
 type dashboardView struct {
 	Title          string
+	Refresh        int // seconds; 0: no meta refresh
 	Project        string
 	Status, Result string
+	Query          string // the search, ?q=
 	Statuses       []string
 	Results        []string
 	Filtered       bool
 	Envs           []envView
 	Runs           []runView
+	Page           int    // 1-based page of runs, ?page=
+	First, Last    int    // the 1-based positions of the runs shown
+	PrevPath       string // the previous (newer) page of runs; empty on the first
+	NextPath       string // the next (older) page; empty on the last
+	Capped         bool   // only the newest maxScan runs were looked at
+	Scanned        int    // maxScan
 }
 
 // The choices of the dashboard's filters. "running" selects unfinished runs.
 var (
 	envStatuses = []string{string(run.EnvWaiting), string(run.EnvDeploying), string(run.EnvReady), string(run.EnvBroken), string(run.EnvAsleep), string(run.EnvTearingDown), string(run.EnvGone)}
 	runResults  = []string{"running", string(run.ResultPassed), string(run.ResultFailed), string(run.ResultError), string(run.ResultSuperseded), string(run.ResultCanceled)}
+)
+
+// Paging and refreshing.
+const (
+	// runsPerPage is how many runs a page of the dashboard lists.
+	runsPerPage = recentRuns
+	// maxScan bounds how many runs one request reads to find a page of
+	// runs that the store cannot select by itself (by result, or a
+	// search that must not match hidden e-mail addresses).
+	maxScan = 20 * runsPerPage
+	// scanBatch is how many runs each read of such a scan asks for.
+	scanBatch = 4 * runsPerPage
+	// maxPage bounds ?page= so the offset cannot overflow.
+	maxPage = 1_000_000
+	// maxQuery bounds the search text (bytes).
+	maxQuery = 200
+	// refreshSeconds is how often the dashboard and a run page reload
+	// themselves while a run is active.
+	refreshSeconds = 10
 )
 
 func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
@@ -207,10 +236,13 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 		Project:  q.Get("project"),
 		Status:   q.Get("status"),
 		Result:   q.Get("result"),
+		Query:    searchTerm(q.Get("q")),
 		Statuses: envStatuses,
 		Results:  runResults,
+		Page:     pageNumber(q.Get("page")),
+		Scanned:  maxScan,
 	}
-	v.Filtered = v.Project != "" || v.Status != "" || v.Result != ""
+	v.Filtered = v.Project != "" || v.Status != "" || v.Result != "" || v.Query != ""
 
 	envs, err := s.listEnvs(ctx, v.Project, v.Status)
 	if err != nil {
@@ -218,10 +250,12 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, e := range envs {
-		v.Envs = append(v.Envs, s.envView(now, e))
+		if v.Query == "" || matches(v.Query, e.Change, e.Subject, e.Owner) {
+			v.Envs = append(v.Envs, s.envView(now, e))
+		}
 	}
 
-	runs, err := s.listRuns(ctx, store.RunFilter{Project: v.Project}, v.Result)
+	runs, more, capped, err := s.pageRuns(ctx, store.RunFilter{Project: v.Project}, v.Result, v.Query, v.Page)
 	if err != nil {
 		s.internalError(w, r, err)
 		return
@@ -229,7 +263,78 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 	for _, r := range runs {
 		v.Runs = append(v.Runs, s.runView(now, r))
 	}
+	v.Capped = capped
+	if len(runs) > 0 {
+		v.First = (v.Page-1)*runsPerPage + 1
+		v.Last = v.First + len(runs) - 1
+	}
+	if v.Page > 1 {
+		v.PrevPath = pagePath(q, v.Page-1)
+	}
+	if more {
+		v.NextPath = pagePath(q, v.Page+1)
+	}
+
+	// Reload while something is under way, and only then: on the first
+	// page, which is where new runs and changing states show.
+	if v.Page == 1 {
+		active, err := s.store.ListRuns(ctx, store.RunFilter{Project: v.Project, Unfinished: true, Limit: 1})
+		if err != nil {
+			s.internalError(w, r, err)
+			return
+		}
+		if len(active) > 0 {
+			v.Refresh = refreshSeconds
+		}
+	}
 	s.render(w, r, http.StatusOK, s.pages.dashboard, v)
+}
+
+// searchTerm is ?q= as searched: trimmed, and cut to maxQuery bytes at a
+// character boundary.
+func searchTerm(q string) string {
+	q = strings.TrimSpace(strings.ToValidUTF8(q, ""))
+	if len(q) > maxQuery {
+		q = strings.ToValidUTF8(q[:maxQuery], "")
+	}
+	return q
+}
+
+// pageNumber is ?page= as a page number: 1 unless it is a number from 1
+// to maxPage.
+func pageNumber(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > maxPage {
+		return 1
+	}
+	return n
+}
+
+// pagePath is the dashboard with the query q but on page n.
+func pagePath(q url.Values, n int) string {
+	q = maps.Clone(q)
+	if n <= 1 {
+		q.Del("page")
+	} else {
+		q.Set("page", strconv.Itoa(n))
+	}
+	if len(q) == 0 {
+		return "/"
+	}
+	return "/?" + q.Encode()
+}
+
+// matches reports whether a run or an environment shows the search term q
+// in public: its change number is q, or its subject or its owner's shown
+// name (people.DisplayName, never an e-mail address) holds q, ignoring
+// case.
+func matches(q string, change int, subject, owner string) bool {
+	if n, err := strconv.Atoi(q); err == nil && n == change {
+		return true
+	}
+	lq := strings.ToLower(q)
+	return strings.Contains(strings.ToLower(subject), lq) ||
+		strings.Contains(strings.ToLower(people.DisplayName(owner)), lq)
 }
 
 // listEnvs returns the environments of project (all when empty) with the
@@ -246,28 +351,68 @@ func (s *Server) listEnvs(ctx context.Context, project, status string) ([]*run.E
 	return envs, nil
 }
 
-// listRuns returns up to recentRuns runs that f selects and whose status
-// (see runResults) is result, or all when result is empty.
-func (s *Server) listRuns(ctx context.Context, f store.RunFilter, result string) ([]*run.Run, error) {
+// pageRuns returns page (1-based) of the runs, newest first, that f
+// selects, whose status (see runResults) is result (any when empty) and
+// that match the search query (see matches; any when empty), runsPerPage
+// to a page. more says whether there is a next page. What the store can
+// select by itself is one bounded query; the rest is a scan of at most
+// maxScan runs, and capped says it stopped there without filling the page.
+func (s *Server) pageRuns(ctx context.Context, f store.RunFilter, result, query string, page int) (runs []*run.Run, more, capped bool, err error) {
+	var keep []func(*run.Run) bool
 	switch result {
 	case "":
-		f.Limit = recentRuns
-		return s.store.ListRuns(ctx, f)
 	case "running":
-		f.Unfinished, f.Limit = true, recentRuns
-		return s.store.ListRuns(ctx, f)
+		f.Unfinished = true
+	default: // the store cannot select by result
+		keep = append(keep, func(r *run.Run) bool { return r.Finished() && string(r.Result) == result })
 	}
-	// The store cannot filter by result; look further back and filter here.
-	f.Limit = 20 * recentRuns
-	runs, err := s.store.ListRuns(ctx, f)
-	if err != nil {
-		return nil, err
+	if query != "" {
+		// The store matches the owner as stored, e-mail address and all;
+		// keep only what the page shows, so a search cannot probe for one.
+		f.Search = query
+		keep = append(keep, func(r *run.Run) bool { return matches(query, r.Change, r.Subject, r.Owner) })
 	}
-	runs = slices.DeleteFunc(runs, func(r *run.Run) bool { return !r.Finished() || string(r.Result) != result })
-	if len(runs) > recentRuns {
-		runs = runs[:recentRuns]
+	skip := (page - 1) * runsPerPage
+	if len(keep) == 0 {
+		f.Offset, f.Limit = skip, runsPerPage+1
+		runs, err := s.store.ListRuns(ctx, f)
+		if err != nil {
+			return nil, false, false, err
+		}
+		if len(runs) > runsPerPage {
+			return runs[:runsPerPage], true, false, nil
+		}
+		return runs, false, false, nil
 	}
-	return runs, nil
+	f.Limit = scanBatch
+	for scanned := 0; scanned < maxScan; {
+		f.Offset = scanned
+		batch, err := s.store.ListRuns(ctx, f)
+		if err != nil {
+			return nil, false, false, err
+		}
+		scanned += len(batch)
+	next:
+		for _, r := range batch {
+			for _, k := range keep {
+				if !k(r) {
+					continue next
+				}
+			}
+			if skip > 0 {
+				skip--
+				continue
+			}
+			if len(runs) == runsPerPage {
+				return runs, true, false, nil
+			}
+			runs = append(runs, r)
+		}
+		if len(batch) < scanBatch {
+			return runs, false, false, nil
+		}
+	}
+	return runs, false, true, nil
 }
 
 // phaseView is one phase of a run on its page.
@@ -280,6 +425,7 @@ type phaseView struct {
 // runPageView is the data of /runs/{id}.
 type runPageView struct {
 	Title     string
+	Refresh   int // seconds; 0: no meta refresh
 	Run       runView
 	EnvURL    string
 	Phases    []phaseView
@@ -411,6 +557,9 @@ func (s *Server) runPage(w http.ResponseWriter, r *http.Request) {
 		Diagnosis: newDiagnosisView(rn.Diagnosis, s.maxLog),
 		Logs:      numberLogs(logs),
 	}
+	if !rn.Finished() { // reload until the run is done
+		v.Refresh = refreshSeconds
+	}
 	if rn.Env != "" {
 		env, err := s.store.GetEnv(ctx, rn.Env)
 		switch {
@@ -459,10 +608,11 @@ func (s *Server) runLog(w http.ResponseWriter, r *http.Request) {
 
 // envPageView is the data of /envs/{name}.
 type envPageView struct {
-	Title string
-	Name  string
-	Env   *envView // nil when the record was removed but runs remain
-	Runs  []runView
+	Title   string
+	Refresh int // always 0: this page does not reload itself
+	Name    string
+	Env     *envView // nil when the record was removed but runs remain
+	Runs    []runView
 }
 
 func (s *Server) envPage(w http.ResponseWriter, r *http.Request) {

@@ -167,6 +167,9 @@ func readOnly(next http.Handler) http.Handler {
 
 // securityHeaders forbids scripts and framing outright: the pages need
 // neither, so even a templating mistake could not run injected script.
+// The dashboard's reload while runs are active is a <meta http-equiv=
+// "refresh">, which no CSP directive governs, and its search form is a GET
+// to the same origin (form-action 'self').
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
