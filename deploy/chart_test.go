@@ -1,13 +1,20 @@
 package deploy
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 	"helm.sh/helm/v3/pkg/chart"
@@ -22,13 +29,20 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/scheme"
+	sigsyaml "sigs.k8s.io/yaml"
+
+	"github.com/ductbot/ductbot/core/k8s/localcluster"
 )
 
 const chartDir = "chart/ductbot"
 
 const releaseNamespace = "ductbot-system"
+
+// releaseName is the release render renders (renderRelease changes it).
+var releaseName = "ductbot"
 
 // sampleConfig is a ductbot.yaml as an operator would write it in values.
 func sampleConfig() map[string]any {
@@ -99,8 +113,18 @@ func render(t *testing.T, vals map[string]any, caps *chartutil.Capabilities) (re
 	if caps == nil {
 		caps = chartutil.DefaultCapabilities
 	}
+	// As Helm reads a values file: YAML to JSON types (numbers as
+	// json.Number, lists as []any), so that the schema sees what it would.
+	b, err := sigsyaml.Marshal(vals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals, err = chartutil.ReadValues(b)
+	if err != nil {
+		t.Fatal(err)
+	}
 	rv, err := chartutil.ToRenderValues(ch, vals, chartutil.ReleaseOptions{
-		Name: "ductbot", Namespace: releaseNamespace, Revision: 1, IsInstall: true,
+		Name: releaseName, Namespace: releaseNamespace, Revision: 1, IsInstall: true,
 	}, caps)
 	if err != nil {
 		return rendered{}, err
@@ -121,6 +145,13 @@ func render(t *testing.T, vals map[string]any, caps *chartutil.Capabilities) (re
 				continue
 			}
 			obj, _, err := decode([]byte(doc), nil, nil)
+			if runtime.IsNotRegisteredError(err) {
+				// A custom resource (the ServiceMonitor).
+				u := &unstructured.Unstructured{}
+				if err = sigsyaml.Unmarshal([]byte(doc), &u.Object); err == nil {
+					obj = u
+				}
+			}
 			if err != nil {
 				t.Fatalf("%s does not decode as a Kubernetes object: %v\n%s", name, err, doc)
 			}
@@ -153,16 +184,8 @@ func mustRender(t *testing.T, vals map[string]any) rendered {
 // with the default values and with the optional parts turned on.
 func TestChartLint(t *testing.T) {
 	for name, vals := range map[string]map[string]any{
-		"defaults": nil,
-		"everything on": {
-			"config":      sampleConfig(),
-			"secretEnv":   map[string]any{"GERRIT_PASSWORD": map[string]any{"name": "ductbot-gerrit", "key": "password"}},
-			"ingress":     map[string]any{"enabled": true, "className": "traefik", "tlsSecretName": "ductbot-tls"},
-			"persistence": map[string]any{"storageClass": "local-path"},
-			"rbac": map[string]any{"extraEnvironmentRules": []any{map[string]any{
-				"apiGroups": []any{"batch"}, "resources": []any{"cronjobs"}, "verbs": []any{"get", "create"},
-			}}},
-		},
+		"defaults":      nil,
+		"everything on": everythingOn(),
 	} {
 		t.Run(name, func(t *testing.T) {
 			linter := lint.AllWithKubeVersion(chartDir, vals, releaseNamespace, nil)
@@ -208,8 +231,8 @@ func TestChartDeployment(t *testing.T) {
 		sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL") {
 		t.Errorf("container securityContext = %+v, want a read-only root, no privilege escalation, all capabilities dropped", sc)
 	}
-	if got := strings.Join(c.Args, " "); got != "run --config /etc/ductbot/ductbot.yaml" {
-		t.Errorf("args = %q, want run --config /etc/ductbot/ductbot.yaml", got)
+	if want := "run --config /etc/ductbot/ductbot.yaml --grace 590s --log-format json --log-level info"; strings.Join(c.Args, " ") != want {
+		t.Errorf("args = %q, want %s", strings.Join(c.Args, " "), want)
 	}
 	if c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
 		t.Errorf("resources = %+v, want memory requests and limits", c.Resources)
@@ -307,6 +330,7 @@ func TestChartConfig(t *testing.T) {
 		want := sampleConfig()
 		want["state"] = map[string]any{"path": "/var/lib/ductbot/ductbot.db"}
 		want["web"] = map[string]any{"listen": ":8080"}
+		want["kubernetes"].(map[string]any)["instance"] = "ductbot"
 		if !reflect.DeepEqual(normalize(t, got), normalize(t, want)) {
 			t.Errorf("ductbot.yaml =\n%v\nwant\n%v", got, want)
 		}
@@ -720,4 +744,437 @@ func variable(vap *admissionv1.ValidatingAdmissionPolicy, name string) string {
 		}
 	}
 	return ""
+}
+
+// everythingOn turns on every optional part of the chart.
+func everythingOn() map[string]any {
+	return map[string]any{
+		"config":      sampleConfig(),
+		"secretEnv":   map[string]any{"GERRIT_PASSWORD": map[string]any{"name": "ductbot-gerrit", "key": "password"}},
+		"ingress":     map[string]any{"enabled": true, "className": "traefik", "tlsSecretName": "ductbot-tls"},
+		"persistence": map[string]any{"storageClass": "local-path", "accessModes": []any{"ReadWriteOnce"}},
+		"rbac": map[string]any{"extraEnvironmentRules": []any{map[string]any{
+			"apiGroups": []any{"batch"}, "resources": []any{"cronjobs"}, "verbs": []any{"get", "create"},
+		}}},
+		"metrics": map[string]any{"port": 9090, "serviceMonitor": map[string]any{
+			"enabled": true, "labels": map[string]any{"release": "kube-prometheus-stack"}, "interval": "15s", "scrapeTimeout": "10s",
+			"relabelings": []any{map[string]any{"targetLabel": "cluster", "replacement": "ci"}},
+		}},
+		"log":                           map[string]any{"format": "text", "level": "debug"},
+		"instance":                      "ci-bot",
+		"terminationGracePeriodSeconds": 300,
+		"shutdownMarginSeconds":         20,
+		"podDisruptionBudget":           map[string]any{"minAvailable": "50%"},
+		"extraArgs":                     []any{"--grace", "200s"},
+	}
+}
+
+// helmBinary is the helm command the local control plane's tools include
+// (`make cluster-bins`).
+func helmBinary(t *testing.T) string {
+	t.Helper()
+	bins, err := localcluster.Install(context.Background(), localcluster.InstallOptions{})
+	if err != nil {
+		if testing.Short() {
+			t.Skipf("no helm binary: %v", err)
+		}
+		t.Fatal(err)
+	}
+	return bins.Helm
+}
+
+// TestChartHelmLintStrict runs the helm command itself, `helm lint
+// --strict`, with the defaults, every option on and high availability:
+// each passes; a values file with a typo fails.
+func TestChartHelmLintStrict(t *testing.T) {
+	helm := helmBinary(t)
+	lint := func(t *testing.T, vals map[string]any) (string, error) {
+		b, err := sigsyaml.Marshal(vals)
+		if err != nil {
+			t.Fatal(err)
+		}
+		file := filepath.Join(t.TempDir(), "values.yaml")
+		if err := os.WriteFile(file, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(helm, "lint", "--strict", "--namespace", releaseNamespace, chartDir, "-f", file).CombinedOutput()
+		return string(out), err
+	}
+	for name, vals := range map[string]map[string]any{
+		"defaults":      {},
+		"everything on": everythingOn(),
+		"ha":            haValues(3),
+	} {
+		t.Run(name, func(t *testing.T) {
+			if out, err := lint(t, vals); err != nil {
+				t.Errorf("helm lint --strict: %v\n%s", err, out)
+			}
+		})
+	}
+	t.Run("a typo", func(t *testing.T) {
+		out, err := lint(t, map[string]any{"persistance": map[string]any{"size": "5Gi"}})
+		if err == nil || !strings.Contains(out, "additional properties 'persistance' not allowed") {
+			t.Errorf("helm lint --strict with persistance: err %v, want the schema to refuse it\n%s", err, out)
+		}
+	})
+}
+
+// TestChartSchema: values.schema.json accepts the defaults and every value
+// the chart documents, and refuses unknown keys (at the top and in the
+// chart's own sections) and values of the wrong type, naming them.
+func TestChartSchema(t *testing.T) {
+	for name, vals := range map[string]map[string]any{
+		"defaults":      nil,
+		"everything on": everythingOn(),
+		"ha":            haValues(3),
+		"disabled probes and no persistence": {"startupProbe": nil, "persistence": map[string]any{"enabled": false},
+			"log": map[string]any{"format": "", "level": ""}, "podDisruptionBudget": map[string]any{"minAvailable": 0}},
+		"a parent chart's globals": {"global": map[string]any{"imageRegistry": "registry.example.org"}},
+	} {
+		t.Run("accepts "+name, func(t *testing.T) {
+			if _, err := render(t, vals, nil); err != nil {
+				t.Errorf("render: %v", err)
+			}
+		})
+	}
+	for name, tc := range map[string]struct {
+		vals map[string]any
+		want string
+	}{
+		"a top-level typo":           {map[string]any{"persistance": map[string]any{"enabled": true}}, "additional properties 'persistance' not allowed"},
+		"a nested typo":              {map[string]any{"persistence": map[string]any{"storageclass": "fast"}}, "additional properties 'storageclass' not allowed"},
+		"a typo under metrics":       {map[string]any{"metrics": map[string]any{"servicemonitor": map[string]any{"enabled": true}}}, "additional properties 'servicemonitor' not allowed"},
+		"a port as text":             {map[string]any{"port": "http"}, "at '/port': got string, want integer"},
+		"a grace period as text":     {map[string]any{"terminationGracePeriodSeconds": "120s"}, "at '/terminationGracePeriodSeconds': got string, want integer"},
+		"a zero grace period":        {map[string]any{"terminationGracePeriodSeconds": 0}, "at '/terminationGracePeriodSeconds'"},
+		"a flag as a boolean":        {map[string]any{"metrics": map[string]any{"serviceMonitor": map[string]any{"enabled": "yes"}}}, "at '/metrics/serviceMonitor/enabled': got string, want boolean"},
+		"access modes as one string": {map[string]any{"persistence": map[string]any{"accessModes": "ReadWriteOnce"}}, "at '/persistence/accessModes': got string, want array"},
+		"an unknown access mode":     {map[string]any{"persistence": map[string]any{"accessModes": []any{"ReadWriteOnceNode"}}}, "at '/persistence/accessModes/0'"},
+		"an unknown log format":      {map[string]any{"log": map[string]any{"format": "xml"}}, "at '/log/format'"},
+		"an unknown log level":       {map[string]any{"log": map[string]any{"level": "verbose"}}, "at '/log/level'"},
+		"an instance not a label":    {map[string]any{"instance": "CI_bot"}, "at '/instance'"},
+		"config not a map":           {map[string]any{"config": "ductbot.yaml"}, "at '/config': got string, want object"},
+		"extraArgs not strings":      {map[string]any{"extraArgs": []any{1}}, "at '/extraArgs/0': got number, want string"},
+		"a Secret reference typo":    {map[string]any{"secretEnv": map[string]any{"X": map[string]any{"name": "s", "keys": "k"}}}, "additional properties 'keys' not allowed"},
+		"a bad scrape interval":      {map[string]any{"metrics": map[string]any{"serviceMonitor": map[string]any{"interval": "30 seconds"}}}, "at '/metrics/serviceMonitor/interval'"},
+	} {
+		t.Run("refuses "+name, func(t *testing.T) {
+			_, err := render(t, tc.vals, nil)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("render error = %v, want one saying %s", err, tc.want)
+			}
+		})
+	}
+}
+
+func container(t *testing.T, r rendered) corev1.Container {
+	t.Helper()
+	return only[*appsv1.Deployment](t, r).Spec.Template.Spec.Containers[0]
+}
+
+// flagValue is the value after flag in args ("" when absent), failing when
+// it is there twice.
+func flagValue(t *testing.T, args []string, flag string) string {
+	t.Helper()
+	var v string
+	n := 0
+	for i, a := range args {
+		if a == flag && i+1 < len(args) {
+			v, n = args[i+1], n+1
+		}
+	}
+	if n > 1 {
+		t.Errorf("%s passed %d times in %q", flag, n, args)
+	}
+	return v
+}
+
+// TestChartGrace: `ductbot run --grace` is terminationGracePeriodSeconds
+// less shutdownMarginSeconds, so in-flight steps get nearly the whole
+// period and ductbot still exits before Kubernetes kills it.
+func TestChartGrace(t *testing.T) {
+	for _, tc := range []struct {
+		period, margin any
+		want           time.Duration
+	}{
+		{nil, nil, 110 * time.Second},
+		{600, nil, 590 * time.Second},
+		{600, 30, 570 * time.Second},
+		{11, 10, time.Second},
+		{45, 0, 45 * time.Second},
+	} {
+		vals := map[string]any{}
+		if tc.period != nil {
+			vals["terminationGracePeriodSeconds"] = tc.period
+		}
+		if tc.margin != nil {
+			vals["shutdownMarginSeconds"] = tc.margin
+		}
+		r := mustRender(t, vals)
+		pod := only[*appsv1.Deployment](t, r).Spec.Template.Spec
+		c := container(t, r)
+		grace, err := time.ParseDuration(flagValue(t, c.Args, "--grace"))
+		if err != nil || grace != tc.want {
+			t.Errorf("period %v, margin %v: args %q, want --grace %s (%v)", tc.period, tc.margin, c.Args, tc.want, err)
+		}
+		if margin := time.Duration(*pod.TerminationGracePeriodSeconds)*time.Second - grace; margin < 0 {
+			t.Errorf("--grace %s is longer than terminationGracePeriodSeconds %d", grace, *pod.TerminationGracePeriodSeconds)
+		}
+	}
+	for _, vals := range []map[string]any{
+		{"terminationGracePeriodSeconds": 10},
+		{"terminationGracePeriodSeconds": 30, "shutdownMarginSeconds": 45},
+	} {
+		if _, err := render(t, vals, nil); err == nil || !strings.Contains(err.Error(), "must be more than shutdownMarginSeconds") {
+			t.Errorf("%v: err = %v, want a refusal naming shutdownMarginSeconds", vals, err)
+		}
+	}
+}
+
+// TestChartLogAndInstance: the log values become --log-format and
+// --log-level; kubernetes.instance in ductbot.yaml is the instance value,
+// else config.kubernetes.instance, else the release's full name.
+func TestChartLogAndInstance(t *testing.T) {
+	args := container(t, mustRender(t, nil)).Args
+	if f, l := flagValue(t, args, "--log-format"), flagValue(t, args, "--log-level"); f != "json" || l != "info" {
+		t.Errorf("defaults: --log-format %q --log-level %q, want json and info", f, l)
+	}
+	args = container(t, mustRender(t, map[string]any{"log": map[string]any{"format": "text", "level": "debug"}})).Args
+	if f, l := flagValue(t, args, "--log-format"), flagValue(t, args, "--log-level"); f != "text" || l != "debug" {
+		t.Errorf("--log-format %q --log-level %q, want text and debug", f, l)
+	}
+	args = container(t, mustRender(t, map[string]any{"log": map[string]any{"format": "", "level": ""}})).Args
+	if slices.Contains(args, "--log-format") || slices.Contains(args, "--log-level") {
+		t.Errorf("empty log values: args %q, want neither flag (config.log decides)", args)
+	}
+
+	withInstance := func(configured string) map[string]any {
+		cfg := sampleConfig()
+		if configured != "" {
+			cfg["kubernetes"].(map[string]any)["instance"] = configured
+		}
+		return cfg
+	}
+	for _, tc := range []struct {
+		release, instance, configured, want string
+	}{
+		{"ductbot", "", "", "ductbot"},
+		{"ci", "", "", "ci-ductbot"},
+		{"ductbot", "team-a", "", "team-a"},
+		{"ductbot", "", "team-b", "team-b"},
+		{"ductbot", "team-c", "team-c", "team-c"},
+	} {
+		vals := map[string]any{"config": withInstance(tc.configured)}
+		if tc.instance != "" {
+			vals["instance"] = tc.instance
+		}
+		r, err := renderRelease(t, tc.release, vals, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := configOf(t, r)
+		if got := dig(cfg, "kubernetes", "instance"); got != tc.want {
+			t.Errorf("release %s, instance %q, config.kubernetes.instance %q: kubernetes.instance = %v, want %s", tc.release, tc.instance, tc.configured, got, tc.want)
+		}
+		if got := dig(cfg, "kubernetes", "namespace_prefix"); got != "wf-" {
+			t.Errorf("kubernetes.namespace_prefix = %v, want the configured wf- kept", got)
+		}
+	}
+	for _, vals := range []map[string]any{
+		{"instance": "team-a", "config": withInstance("team-b")},
+		{"fullnameOverride": "Ductbot"},
+	} {
+		if _, err := render(t, vals, nil); err == nil || !strings.Contains(err.Error(), "instance") {
+			t.Errorf("%v: err = %v, want a refusal naming the instance", vals, err)
+		}
+	}
+}
+
+// TestChartRunFlags builds ductbot and starts `ductbot run` with the
+// arguments the chart renders (the config file aside): it must accept
+// every flag, failing on the missing config (exit 1), not on usage (exit 2).
+func TestChartRunFlags(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds ductbot")
+	}
+	bin := filepath.Join(t.TempDir(), "ductbot")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/ductbot").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	for name, vals := range map[string]map[string]any{"defaults": nil, "everything on": everythingOn()} {
+		args := container(t, mustRender(t, vals)).Args
+		i := slices.Index(args, "/etc/ductbot/ductbot.yaml")
+		if i < 0 {
+			t.Fatalf("args %q: no config file", args)
+		}
+		args = slices.Clone(args)
+		args[i] = filepath.Join(t.TempDir(), "missing.yaml")
+		cmd := exec.Command(bin, args...)
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), "missing.yaml") {
+			t.Errorf("%s: ductbot %q: %v, want exit status 1 about the missing config\n%s", name, args, err, out)
+		}
+	}
+}
+
+// renderRelease is render for a release of another name.
+func renderRelease(t *testing.T, release string, vals map[string]any, caps *chartutil.Capabilities) (rendered, error) {
+	t.Helper()
+	defer func(old string) { releaseName = old }(releaseName)
+	releaseName = release
+	return render(t, vals, caps)
+}
+
+// kube is the default capabilities with another Kubernetes version.
+func kube(minor int) *chartutil.Capabilities {
+	caps := *chartutil.DefaultCapabilities
+	caps.KubeVersion = chartutil.KubeVersion{Version: fmt.Sprintf("v1.%d.3", minor), Major: "1", Minor: strconv.Itoa(minor)}
+	return &caps
+}
+
+// TestChartAccessModes: the state claim is ReadWriteOncePod where the
+// cluster has it (1.29 or later), so no second pod, even on the same node,
+// opens the SQLite file; ReadWriteOnce before; persistence.accessModes
+// decides when set.
+func TestChartAccessModes(t *testing.T) {
+	for _, tc := range []struct {
+		minor int
+		modes []any
+		want  []corev1.PersistentVolumeAccessMode
+	}{
+		{28, nil, []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}},
+		{29, nil, []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOncePod}},
+		{36, nil, []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOncePod}},
+		{36, []any{"ReadWriteOnce"}, []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}},
+		{28, []any{"ReadWriteOncePod"}, []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOncePod}},
+	} {
+		vals := map[string]any{}
+		if tc.modes != nil {
+			vals["persistence"] = map[string]any{"accessModes": tc.modes}
+		}
+		r, err := render(t, vals, kube(tc.minor))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := only[*corev1.PersistentVolumeClaim](t, r).Spec.AccessModes; !slices.Equal(got, tc.want) {
+			t.Errorf("Kubernetes 1.%d, accessModes %v: the claim's modes are %v, want %v", tc.minor, tc.modes, got, tc.want)
+		}
+	}
+}
+
+// serviceMonitor is the rendered ServiceMonitor, or nil.
+func serviceMonitor(t *testing.T, r rendered) *unstructured.Unstructured {
+	t.Helper()
+	var out *unstructured.Unstructured
+	for _, u := range all[*unstructured.Unstructured](r) {
+		if u.GetKind() == "ServiceMonitor" {
+			if out != nil {
+				t.Fatal("two ServiceMonitors")
+			}
+			out = u
+		}
+	}
+	return out
+}
+
+// TestChartServiceMonitor: off by default; when enabled, it scrapes the
+// Service's http port, or its metrics port when metrics.port serves
+// /metrics on its own (config.web.metrics_listen), with the labels
+// Prometheus selects by.
+func TestChartServiceMonitor(t *testing.T) {
+	if sm := serviceMonitor(t, mustRender(t, nil)); sm != nil {
+		t.Errorf("a ServiceMonitor by default: %v", sm)
+	}
+	r := mustRender(t, map[string]any{"metrics": map[string]any{"serviceMonitor": map[string]any{
+		"enabled": true, "labels": map[string]any{"release": "prom"},
+	}}})
+	sm := serviceMonitor(t, r)
+	if sm == nil {
+		t.Fatalf("metrics.serviceMonitor.enabled: no ServiceMonitor (kinds %v)", r.kinds())
+	}
+	svc := only[*corev1.Service](t, r)
+	if sm.GetAPIVersion() != "monitoring.coreos.com/v1" || sm.GetLabels()["release"] != "prom" {
+		t.Errorf("ServiceMonitor %s with labels %v, want monitoring.coreos.com/v1 with release: prom", sm.GetAPIVersion(), sm.GetLabels())
+	}
+	sel, _, _ := unstructured.NestedStringMap(sm.Object, "spec", "selector", "matchLabels")
+	if !subset(sel, svc.Labels) {
+		t.Errorf("ServiceMonitor selector %v does not select the Service (labels %v)", sel, svc.Labels)
+	}
+	if ns, _, _ := unstructured.NestedStringSlice(sm.Object, "spec", "namespaceSelector", "matchNames"); !slices.Equal(ns, []string{releaseNamespace}) {
+		t.Errorf("namespaceSelector %v, want the release's namespace", ns)
+	}
+	endpoint := func(sm *unstructured.Unstructured) map[string]any {
+		eps, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
+		if len(eps) != 1 {
+			t.Fatalf("endpoints %v, want one", eps)
+		}
+		return eps[0].(map[string]any)
+	}
+	if ep := endpoint(sm); ep["port"] != "http" || ep["path"] != "/metrics" || ep["interval"] != "30s" {
+		t.Errorf("endpoint %v, want port http, path /metrics, interval 30s", ep)
+	}
+	if cfg := configOf(t, r); dig(cfg, "web", "metrics_listen") != nil {
+		t.Errorf("web.metrics_listen = %v without metrics.port", dig(cfg, "web", "metrics_listen"))
+	}
+
+	// /metrics on a port of its own.
+	r = mustRender(t, everythingOn())
+	ep := endpoint(serviceMonitor(t, r))
+	if ep["port"] != "metrics" || ep["interval"] != "15s" || ep["scrapeTimeout"] != "10s" || ep["relabelings"] == nil {
+		t.Errorf("endpoint %v, want port metrics, interval 15s, scrapeTimeout 10s, the relabelings", ep)
+	}
+	if got := dig(configOf(t, r), "web", "metrics_listen"); got != ":9090" {
+		t.Errorf("web.metrics_listen = %v, want :9090 from metrics.port", got)
+	}
+	c := container(t, r)
+	ports := map[string]int32{}
+	for _, p := range c.Ports {
+		ports[p.Name] = p.ContainerPort
+	}
+	if ports["metrics"] != 9090 || ports["http"] != 8080 {
+		t.Errorf("container ports %v, want http 8080 and metrics 9090", c.Ports)
+	}
+	svcPorts := map[string]string{}
+	for _, p := range only[*corev1.Service](t, r).Spec.Ports {
+		svcPorts[p.Name] = p.TargetPort.String()
+	}
+	if svcPorts["metrics"] != "metrics" || svcPorts["http"] != "http" {
+		t.Errorf("Service ports %v, want http and metrics", svcPorts)
+	}
+	if ann := only[*appsv1.Deployment](t, r).Spec.Template.Annotations; ann["prometheus.io/port"] != "9090" {
+		t.Errorf("prometheus.io/port = %q, want the metrics port 9090", ann["prometheus.io/port"])
+	}
+	if be := only[*networkingv1.Ingress](t, r).Spec.Rules[0].HTTP.Paths[0].Backend.Service.Port.Name; be != "http" {
+		t.Errorf("the ingress routes to port %s, want http only", be)
+	}
+
+	for name, tc := range map[string]struct {
+		vals map[string]any
+		want string
+	}{
+		"metrics_listen without metrics.port": {map[string]any{"config": map[string]any{"web": map[string]any{"metrics_listen": ":9090"}}}, "set metrics.port"},
+		"metrics_listen on another port": {map[string]any{"metrics": map[string]any{"port": 9090},
+			"config": map[string]any{"web": map[string]any{"metrics_listen": ":9091"}}}, "does not listen on metrics.port 9090"},
+		"metrics.port is port": {map[string]any{"metrics": map[string]any{"port": 8080}}, "metrics.port 8080 is port too"},
+	} {
+		t.Run("refused: "+name, func(t *testing.T) {
+			if _, err := render(t, tc.vals, nil); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("render error = %v, want one saying %s", err, tc.want)
+			}
+		})
+	}
+
+	// Against a cluster without the CRD the install fails with a clear
+	// message rather than with Helm's "no matches for kind".
+	live := *chartutil.DefaultCapabilities
+	live.APIVersions = chartutil.VersionSet{"v1", "v1/Namespace", "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"}
+	on := map[string]any{"metrics": map[string]any{"serviceMonitor": map[string]any{"enabled": true}}}
+	if _, err := render(t, on, &live); err == nil || !strings.Contains(err.Error(), "metrics.serviceMonitor.enabled needs the ServiceMonitor CRD") {
+		t.Errorf("render on a cluster without the CRD: err = %v, want one naming metrics.serviceMonitor.enabled", err)
+	}
+	live.APIVersions = append(live.APIVersions, "monitoring.coreos.com/v1", "monitoring.coreos.com/v1/ServiceMonitor")
+	if _, err := render(t, on, &live); err != nil {
+		t.Errorf("render on a cluster with the CRD: %v", err)
+	}
 }

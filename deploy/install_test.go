@@ -3,8 +3,10 @@ package deploy
 import (
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -88,18 +90,7 @@ func installAsOperator(t *testing.T, ctx context.Context, c *localcluster.Cluste
 	if err := admin.Deploy(ctx, rel); err != nil {
 		t.Fatalf("installing the chart: %v", err)
 	}
-	// ductbot's client labels every namespace it deploys to as one of its
-	// environments; an operator installs ductbot with helm, which does not.
-	// The guard must see ductbot's own namespace as an operator leaves it.
-	own, err := c.Client.CoreV1().Namespaces().Get(ctx, rel.Namespace, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	delete(own.Labels, k8s.LabelManagedBy)
-	delete(own.Labels, k8s.LabelInstance)
-	if _, err := c.Client.CoreV1().Namespaces().Update(ctx, own, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	unlabelOwn(t, ctx, c, rel.Namespace)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
@@ -110,6 +101,23 @@ func installAsOperator(t *testing.T, ctx context.Context, c *localcluster.Cluste
 			after(ctx)
 		}
 	})
+}
+
+// unlabelOwn undoes what ductbot's client does to every namespace it
+// deploys to (labelling it as one of its environments); an operator
+// installs ductbot with helm, which does not. The guard must see ductbot's
+// own namespace as an operator leaves it.
+func unlabelOwn(t *testing.T, ctx context.Context, c *localcluster.Cluster, ns string) {
+	t.Helper()
+	own, err := c.Client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(own.Labels, k8s.LabelManagedBy)
+	delete(own.Labels, k8s.LabelInstance)
+	if _, err := c.Client.CoreV1().Namespaces().Update(ctx, own, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestChartInstall installs the chart on a real API server (RBAC on), waits
@@ -147,10 +155,12 @@ func TestChartInstall(t *testing.T) {
 	const ns, name = releaseNamespace, "ductbot"
 	rel := k8s.Release{Name: name, Namespace: ns, Chart: ch, Timeout: 2 * time.Minute, Values: map[string]any{
 		// Any image runs on the simulated node.
-		"image":       map[string]any{"repository": "registry.invalid/ductbot", "tag": "test"},
-		"config":      sampleConfig(),
-		"secretEnv":   map[string]any{"GERRIT_PASSWORD": map[string]any{"name": "ductbot-gerrit", "key": "password"}},
-		"persistence": map[string]any{"storageClass": "ductbot-test", "keep": false},
+		"image":     map[string]any{"repository": "registry.invalid/ductbot", "tag": "test"},
+		"config":    sampleConfig(),
+		"secretEnv": map[string]any{"GERRIT_PASSWORD": map[string]any{"name": "ductbot-gerrit", "key": "password"}},
+		// As a release from before ReadWriteOncePod made its claim; the
+		// upgrade below must keep it.
+		"persistence": map[string]any{"storageClass": "ductbot-test", "keep": false, "accessModes": []any{"ReadWriteOnce"}},
 	}}
 	// The Secret the chart refers to, created the way an operator would.
 	if err := admin.EnsureNamespace(ctx, ns, nil, nil); err != nil {
@@ -178,6 +188,27 @@ func TestChartInstall(t *testing.T) {
 	pvc, err := c.Client.CoreV1().PersistentVolumeClaims(ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil || pvc.Status.Phase != corev1.ClaimBound {
 		t.Errorf("state claim: %v, err %v; want it Bound", pvc.Status.Phase, err)
+	}
+
+	// An upgrade to the default access modes (ReadWriteOncePod on this
+	// cluster) keeps the existing claim's ReadWriteOnce: a claim's modes
+	// cannot change, and patching them would fail the upgrade.
+	upgraded := rel
+	upgraded.Values = maps.Clone(rel.Values)
+	upgraded.Values["persistence"] = map[string]any{"storageClass": "ductbot-test", "keep": false}
+	if err := admin.Deploy(ctx, upgraded); err != nil {
+		t.Fatalf("upgrading the chart to the default access modes: %v", err)
+	}
+	unlabelOwn(t, ctx, c, ns)
+	pvc, err = c.Client.CoreV1().PersistentVolumeClaims(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil || !slices.Equal(pvc.Spec.AccessModes, []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}) {
+		t.Errorf("state claim after the upgrade: modes %v, err %v; want its ReadWriteOnce kept", pvc.Spec.AccessModes, err)
+	}
+	if dep, err = c.Client.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if args := dep.Spec.Template.Spec.Containers[0].Args; !slices.Contains(args, "--grace") || dep.Status.ReadyReplicas != 1 {
+		t.Errorf("after the upgrade: args %q, %d ready; want --grace and 1 ready", args, dep.Status.ReadyReplicas)
 	}
 	if _, err := c.Client.CoreV1().ServiceAccounts(ns).Get(ctx, name, metav1.GetOptions{}); err != nil {
 		t.Errorf("ServiceAccount: %v", err)

@@ -118,6 +118,72 @@ checked. Rendered as YAML.
 {{- $scheme := ternary "https" "http" (not (empty .Values.ingress.tlsSecretName)) }}
 {{- $_ := set $web "public_url" (printf "%s://%s%s" $scheme .Values.ingress.host (trimSuffix "/" .Values.ingress.path)) }}
 {{- end }}
+{{- $metricsListen := get $web "metrics_listen" }}
+{{- if .Values.metrics.port }}
+{{- $want := printf ":%d" (int .Values.metrics.port) }}
+{{- if eq (int .Values.metrics.port) (int .Values.port) }}
+{{- fail (printf "metrics.port %d is port too: leave metrics.port 0 to serve /metrics there" (int .Values.metrics.port)) }}
+{{- end }}
+{{- if and $metricsListen (not (hasSuffix $want $metricsListen)) }}
+{{- fail (printf "config.web.metrics_listen %q does not listen on metrics.port %d (which the Service and the ServiceMonitor use)" $metricsListen (int .Values.metrics.port)) }}
+{{- end }}
+{{- $_ := set $web "metrics_listen" (default $want $metricsListen) }}
+{{- else if $metricsListen }}
+{{- fail (printf "config.web.metrics_listen %q: set metrics.port to its port instead, so that the container, the Service and the ServiceMonitor expose it" $metricsListen) }}
+{{- end }}
 {{- $_ := set $config "web" $web }}
+{{- $kube := default dict (get $config "kubernetes") }}
+{{- $_ := set $kube "instance" (include "ductbot.instance" .) }}
+{{- $_ := set $config "kubernetes" $kube }}
 {{- toYaml $config }}
+{{- end }}
+
+{{/*
+kubernetes.instance: the instance value, else config.kubernetes.instance,
+else the release's full name; both set, they must agree.
+*/}}
+{{- define "ductbot.instance" -}}
+{{- $kube := default dict (get (default dict .Values.config) "kubernetes") }}
+{{- $configured := get $kube "instance" }}
+{{- if and .Values.instance $configured (ne .Values.instance $configured) }}
+{{- fail (printf "instance %q and config.kubernetes.instance %q differ: set one of them" .Values.instance $configured) }}
+{{- end }}
+{{- $instance := .Values.instance | default $configured | default (include "ductbot.fullname" .) }}
+{{- if or (gt (len $instance) 63) (not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" $instance)) }}
+{{- fail (printf "instance %q must be a Kubernetes label value: lower-case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters" $instance) }}
+{{- end }}
+{{- $instance }}
+{{- end }}
+
+{{/*
+`ductbot run --grace`: terminationGracePeriodSeconds less
+shutdownMarginSeconds, as a Go duration.
+*/}}
+{{- define "ductbot.grace" -}}
+{{- $period := int .Values.terminationGracePeriodSeconds }}
+{{- $margin := int .Values.shutdownMarginSeconds }}
+{{- if le $period $margin }}
+{{- fail (printf "terminationGracePeriodSeconds %d must be more than shutdownMarginSeconds %d: in-flight steps would get no time to finish" $period $margin) }}
+{{- end }}
+{{- printf "%ds" (sub $period $margin) }}
+{{- end }}
+
+{{/*
+The state claim's access modes: persistence.accessModes when set; else
+those of the claim that exists (they cannot change); else ReadWriteOncePod
+where the cluster has it (1.29 or later), ReadWriteOnce before.
+*/}}
+{{- define "ductbot.accessModes" -}}
+{{- $modes := .Values.persistence.accessModes }}
+{{- if not $modes }}
+{{- $existing := lookup "v1" "PersistentVolumeClaim" .Release.Namespace (include "ductbot.claimName" .) }}
+{{- if $existing }}
+{{- $modes = $existing.spec.accessModes }}
+{{- else if semverCompare ">=1.29-0" .Capabilities.KubeVersion.Version }}
+{{- $modes = list "ReadWriteOncePod" }}
+{{- else }}
+{{- $modes = list "ReadWriteOnce" }}
+{{- end }}
+{{- end }}
+{{- toYaml $modes }}
 {{- end }}
