@@ -69,6 +69,9 @@ func TestGate(t *testing.T) {
 		{"Depends-On, untrusted but a trusted recheck on it", GateInput{Path: PathDependsOn, Change: open, Configured: true, RecheckVouch: true}, true, ""},
 		{"Depends-On, a chat vouch does not count", GateInput{Path: PathDependsOn, Change: open, Configured: true, ChatVouch: true}, false, "not on the trusted list"},
 		{"Depends-On names a WIP change", GateInput{Path: PathDependsOn, Change: wip, Configured: true, UploaderTrusted: true}, true, ""},
+		{"rerun of a patch set that was triggered", GateInput{Path: PathRerun, Change: open, Configured: true, Deployed: true}, true, ""},
+		{"rerun of a patch set never triggered", GateInput{Path: PathRerun, Change: open, Configured: true}, false, "not on the trusted list"},
+		{"rerun of a WIP change", GateInput{Path: PathRerun, Change: wip, Configured: true, Deployed: true}, false, "work in progress"},
 		{"Depends-On, private", GateInput{Path: PathDependsOn, Change: private, Configured: true, UploaderTrusted: true}, false, "private"},
 	}
 	for _, c := range cases {

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -166,6 +167,21 @@ func (g *fakeGerrit) Changes(_ context.Context, ns []int) (map[int]*gerrit.Chang
 	return out, nil
 }
 
+// Query answers queries by number and by Change-Id, within the scopes'
+// projects when there are scopes.
+func (g *fakeGerrit) Query(_ context.Context, q gerrit.Query) ([]gerrit.Change, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []gerrit.Change
+	for _, ch := range g.changes {
+		inScope := len(q.Scopes) == 0 || slices.ContainsFunc(q.Scopes, func(p gerrit.ProjectFilter) bool { return p.Name == ch.Project })
+		if inScope && (slices.Contains(q.Numbers, ch.Number) || slices.Contains(q.ChangeIDs, ch.ChangeID)) {
+			out = append(out, *ch)
+		}
+	}
+	return out, nil
+}
+
 func (g *fakeGerrit) PostReview(_ context.Context, _ string, n int, rev string, r gerrit.Review) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -227,6 +243,9 @@ gerrit: {url: "http://gerrit.invalid", username: ductbot, password_env: DUCTBOT_
 projects:
   - name: wiki
     component: wiki
+    trusted: {accounts: [alice]}
+  - name: svc/orchestrator
+    component: orchestrator
     trusted: {accounts: [alice]}
 components:
   - {name: wiki, default_ref: wiki-stable, values: {wiki.image.tag: "{{.Ref}}"}}

@@ -21,6 +21,9 @@ const (
 	// PathDependsOn: a change named in a Depends-On footer, deployed in its
 	// dependent's environment.
 	PathDependsOn Path = "depends-on"
+	// PathRerun: a dependency's new patch set reruns its dependent's
+	// patch set, which passed the gate when it was triggered.
+	PathRerun Path = "rerun"
 )
 
 // GateInput is everything the trust gate looks at. The caller resolves who
@@ -42,8 +45,9 @@ type GateInput struct {
 	RecheckVouch bool
 	// ChatVouch says the chat user asking is on chat.permissions.vouch.
 	ChatVouch bool
-	// Deployed says this patch set is what the environment already runs
-	// (PathRetest): it passed the gate when it was deployed.
+	// Deployed says this patch set passed the gate before: it is what the
+	// environment already runs (PathRetest), or it was triggered by upload
+	// or recheck (PathRerun).
 	Deployed bool
 	// Prefix is the chat command prefix, for the wording of refusals.
 	Prefix string
@@ -71,6 +75,8 @@ func (r *Refusal) UserMessage() string { return r.Reason }
 //   - a work-in-progress change deploys only when asked for by name (!env N,
 //     or a Depends-On footer);
 //   - a retest runs what is deployed, which passed the gate when deployed;
+//     a rerun for a dependency's new patch set runs a patch set that passed
+//     it when triggered;
 //   - a patch set from a trusted uploader deploys;
 //   - anything else needs a vouch: a trusted "recheck" on that patch set, or a
 //     chat user on chat.permissions.vouch.
@@ -96,7 +102,7 @@ func Gate(in GateInput) *Refusal {
 		return &Refusal{Reason: fmt.Sprintf("%s is work in progress; it is deployed only when asked for by name (%senv %d)", name, in.Prefix, ch.Number)}
 	}
 	switch {
-	case in.Path == PathRetest && in.Deployed:
+	case (in.Path == PathRetest || in.Path == PathRerun) && in.Deployed:
 		return nil
 	case in.UploaderTrusted:
 		return nil

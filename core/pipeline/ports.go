@@ -32,6 +32,8 @@ type Store interface {
 
 	ChangeCursor(ctx context.Context, change int) (store.ChangeCursor, error)
 	PutChangeCursor(ctx context.Context, c store.ChangeCursor) error
+	SetChangeDeps(ctx context.Context, dependent int, deps []int) error
+	Dependents(ctx context.Context, dependency int) ([]int, error)
 
 	PutReplyTarget(ctx context.Context, runID int64, target string) error
 	ReplyTarget(ctx context.Context, runID int64) (string, error)
@@ -56,6 +58,7 @@ type Cluster interface {
 type Gerrit interface {
 	Change(ctx context.Context, project string, number int) (*gerrit.Change, error)
 	Changes(ctx context.Context, numbers []int) (map[int]*gerrit.Change, error)
+	Query(ctx context.Context, q gerrit.Query) ([]gerrit.Change, error)
 	PostReview(ctx context.Context, project string, number int, revision string, r gerrit.Review) error
 	GroupMembers(ctx context.Context, group string) ([]gerrit.Account, error)
 }

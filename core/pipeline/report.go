@@ -65,6 +65,9 @@ func ReviewFor(r *run.Run, env *run.Env, runURL, label string, voteOnError bool,
 		fmt.Fprintf(&b, "Environment: %s (%s)\n", env.URL, env.Name)
 	}
 	fmt.Fprintf(&b, "Matrix: %s\n", FormatMatrix(r.Matrix))
+	if len(r.Deps) > 0 {
+		fmt.Fprintf(&b, "Depends-On: %s\n", FormatDeps(r.Deps))
+	}
 	if d := runDuration(r); d > 0 {
 		fmt.Fprintf(&b, "Duration: %s\n", d.Round(time.Second))
 	}

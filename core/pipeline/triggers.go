@@ -57,6 +57,11 @@ func (e *Engine) HandleChange(ctx context.Context, ch gerrit.Change) error {
 	if err := e.store.PutChangeCursor(ctx, next); err != nil {
 		return holdWatermark(fmt.Errorf("saving what ductbot saw of change %d: %w", ch.Number, err))
 	}
+	if slices.ContainsFunc(intents, func(in Intent) bool { return in.Kind == IntentDeploy || in.Kind == IntentNotice }) {
+		// A new patch set (or a vouch for one): the changes that name
+		// this one in Depends-On footers run with it.
+		e.rerunDependents(ctx, &ch)
+	}
 	return nil
 }
 
@@ -122,19 +127,38 @@ func (e *Engine) carryOut(ctx context.Context, ch *gerrit.Change, in Intent) err
 				return nil
 			}
 		}
-		e.requestMu.Lock()
-		defer e.requestMu.Unlock()
-		if _, err := e.queuePatchRun(ctx, ch, in.Trigger, in.By, ""); err != nil {
-			return holdWatermark(err)
-		}
+		return e.deployPatchSet(ctx, ch, in.Trigger, in.By)
+	}
+	return nil
+}
+
+// deployPatchSet queues a run of the change's current patch set, which has
+// passed the trust gate, with what its Depends-On footers name; when they
+// cannot be followed it says why on the change, once, and queues nothing.
+func (e *Engine) deployPatchSet(ctx context.Context, ch *gerrit.Change, trigger run.Trigger, by string) error {
+	plan, err := e.depsFor(ctx, ch)
+	if err != nil {
+		return fmt.Errorf("change %d: following its Depends-On footers: %w", ch.Number, err)
+	}
+	if err := e.store.SetChangeDeps(ctx, ch.Number, plan.Reached); err != nil {
+		return holdWatermark(err)
+	}
+	if len(plan.Problems) > 0 {
+		return e.depsNotice(ctx, ch, plan)
+	}
+	e.requestMu.Lock()
+	defer e.requestMu.Unlock()
+	if _, err := e.queuePatchRun(ctx, ch, plan, trigger, by, ""); err != nil {
+		return holdWatermark(err)
 	}
 	return nil
 }
 
 // queuePatchRun queues a run of a change's current patch set in the
 // change's own environment, with the default matrix plus the patch set's
-// component. The caller has passed the trust gate and holds requestMu.
-func (e *Engine) queuePatchRun(ctx context.Context, ch *gerrit.Change, trigger run.Trigger, by, replyTo string) (*run.Run, error) {
+// component and its open dependencies' patch sets. The caller has passed
+// the trust gate and holds requestMu.
+func (e *Engine) queuePatchRun(ctx context.Context, ch *gerrit.Change, deps DepsPlan, trigger run.Trigger, by, replyTo string) (*run.Run, error) {
 	proj, _ := e.cfg.Project(ch.Project)
 	m := e.plan.Default()
 	ref, err := e.plan.PatchRef(proj.Component, refData(ch))
@@ -142,8 +166,14 @@ func (e *Engine) queuePatchRun(ctx context.Context, ch *gerrit.Change, trigger r
 		return nil, err
 	}
 	m[proj.Component] = ref
+	for _, d := range deps.Open {
+		if m[d.Component], err = e.plan.PatchRef(d.Component, refData(d.Change)); err != nil {
+			return nil, err
+		}
+	}
 	env := e.newEnv(run.PatchEnvName(ch.Number), run.EnvPatch, ch, m, "", 0)
 	r := newRun(env, ch, m, trigger, by)
+	r.Deps = deps.Deps
 	if _, err := e.enqueue(ctx, r, env, replyTo); err != nil {
 		return nil, err
 	}
