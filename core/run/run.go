@@ -145,15 +145,15 @@ type Env struct {
 
 // Run is one deploy-and-test of an environment.
 type Run struct {
-	ID          int64
-	Env         string // Env.Name
-	Project     string
-	Change      int
-	PatchSet    int
-	Revision    string
-	Subject     string
-	Owner       string
-	Matrix      Matrix
+	ID       int64
+	Env      string // Env.Name
+	Project  string
+	Change   int
+	PatchSet int
+	Revision string
+	Subject  string
+	Owner    string
+	Matrix   Matrix
 	// Deps are the changes the run deploys beside its own because of
 	// Depends-On footers, in the order they were found.
 	Deps        []Dep
