@@ -17,7 +17,7 @@ const VouchKey = "vouch"
 // ChatCommands are the names of the built-in chat commands, the keys
 // chat.permissions may use besides VouchKey. bot/commands' tests check that
 // this list matches the commands it registers.
-var ChatCommands = []string{"destroy", "env", "envs", "extend", "help", "keep", "logs", "retest", "sleep", "status", "sweep", "unkeep", "wake"}
+var ChatCommands = []string{"destroy", "env", "envs", "extend", "help", "keep", "logs", "retest", "sleep", "status", "sweep", "unkeep", "wake", "whoami"}
 
 // CheckIdentityPattern checks the syntax of one chat.permissions entry:
 // "*" (everyone) or "<network>:<glob>", such as slack:U0123ABC, irc:alice

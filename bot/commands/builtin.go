@@ -269,6 +269,7 @@ func builtins(b Backend, opts Options) []*Command {
 				return call.Router.Help(call.From, args.(string)), nil
 			},
 		},
+		whoamiCommand(),
 	}
 }
 
