@@ -1028,8 +1028,12 @@ func renderRelease(t *testing.T, release string, vals map[string]any, caps *char
 
 // kube is the default capabilities with another Kubernetes version.
 func kube(minor int) *chartutil.Capabilities {
+	return kubeVersion(fmt.Sprintf("v1.%d.3", minor), "1", strconv.Itoa(minor))
+}
+
+func kubeVersion(version, major, minor string) *chartutil.Capabilities {
 	caps := *chartutil.DefaultCapabilities
-	caps.KubeVersion = chartutil.KubeVersion{Version: fmt.Sprintf("v1.%d.3", minor), Major: "1", Minor: strconv.Itoa(minor)}
+	caps.KubeVersion = chartutil.KubeVersion{Version: version, Major: major, Minor: minor}
 	return &caps
 }
 
@@ -1059,6 +1063,27 @@ func TestChartAccessModes(t *testing.T) {
 		}
 		if got := only[*corev1.PersistentVolumeClaim](t, r).Spec.AccessModes; !slices.Equal(got, tc.want) {
 			t.Errorf("Kubernetes 1.%d, accessModes %v: the claim's modes are %v, want %v", tc.minor, tc.modes, got, tc.want)
+		}
+	}
+	// What API servers report: clouds add "+" to the minor version, k3s
+	// and EKS a suffix to the version, a development build nothing usable.
+	for _, tc := range []struct {
+		version, major, minor string
+		want                  corev1.PersistentVolumeAccessMode
+	}{
+		{"v1.30.2-eks-1552ad0", "1", "30+", corev1.ReadWriteOncePod},
+		{"v1.28.9-gke.1000000", "1", "28+", corev1.ReadWriteOnce},
+		{"v1.29.3+k3s1", "", "", corev1.ReadWriteOncePod},
+		{"v2.0.0", "2", "0", corev1.ReadWriteOncePod},
+		{"v0.0.0-master+$Format:%H$", "", "", corev1.ReadWriteOnce},
+	} {
+		r, err := render(t, nil, kubeVersion(tc.version, tc.major, tc.minor))
+		if err != nil {
+			t.Errorf("Kubernetes %q (%q.%q): %v", tc.version, tc.major, tc.minor, err)
+			continue
+		}
+		if got := only[*corev1.PersistentVolumeClaim](t, r).Spec.AccessModes; !slices.Equal(got, []corev1.PersistentVolumeAccessMode{tc.want}) {
+			t.Errorf("Kubernetes %q (%q.%q): the claim's modes are %v, want %s", tc.version, tc.major, tc.minor, got, tc.want)
 		}
 	}
 }

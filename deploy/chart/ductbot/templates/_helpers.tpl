@@ -179,11 +179,31 @@ where the cluster has it (1.29 or later), ReadWriteOnce before.
 {{- $existing := lookup "v1" "PersistentVolumeClaim" .Release.Namespace (include "ductbot.claimName" .) }}
 {{- if $existing }}
 {{- $modes = $existing.spec.accessModes }}
-{{- else if semverCompare ">=1.29-0" .Capabilities.KubeVersion.Version }}
+{{- else if include "ductbot.hasReadWriteOncePod" . }}
 {{- $modes = list "ReadWriteOncePod" }}
 {{- else }}
 {{- $modes = list "ReadWriteOnce" }}
 {{- end }}
 {{- end }}
 {{- toYaml $modes }}
+{{- end }}
+
+{{/*
+"true" on Kubernetes 1.29 or later (ReadWriteOncePod is GA). Major and
+Minor as the API server reports them ("29+" on some clouds), else parsed
+from the version ("v1.29.3+k3s1"); a server that says neither (a
+development build: v0.0.0-master) counts as older.
+*/}}
+{{- define "ductbot.hasReadWriteOncePod" -}}
+{{- $kv := .Capabilities.KubeVersion }}
+{{- $major := regexFind "^[0-9]+" (toString $kv.Major) }}
+{{- $minor := regexFind "^[0-9]+" (toString $kv.Minor) }}
+{{- if not (and $major $minor) }}
+{{- $parts := regexFind "^v?[0-9]+[.][0-9]+" (toString $kv.Version) | trimPrefix "v" | splitList "." }}
+{{- if eq (len $parts) 2 }}
+{{- $major = index $parts 0 }}
+{{- $minor = index $parts 1 }}
+{{- end }}
+{{- end }}
+{{- if or (gt (atoi (default "0" $major)) 1) (and (eq (atoi (default "0" $major)) 1) (ge (atoi (default "0" $minor)) 29)) }}true{{ end }}
 {{- end }}
