@@ -190,6 +190,9 @@ func (e *Engine) rerunDependents(ctx context.Context, ch *gerrit.Change) {
 			e.log.Error("reading a dependent's cursor", "change", d.Number, "err", err)
 			continue
 		}
+		if e.hasRunWith(ctx, d, ch) {
+			continue // its newest run has this patch set of ch already
+		}
 		gate := GateInput{Path: PathRerun, Change: d, Configured: true, Deployed: cur.Triggered == d.PatchSet, Prefix: e.cfg.Chat.Prefix}
 		if r := Gate(gate); r != nil {
 			e.log.Info("not rerunning a dependent", "change", d.Number, "dependency", ch.Number, "why", r.Reason)
@@ -200,4 +203,17 @@ func (e *Engine) rerunDependents(ctx context.Context, ch *gerrit.Change) {
 			e.log.Warn("rerunning a dependent", "change", d.Number, "dependency", by, "err", err)
 		}
 	}
+}
+
+// hasRunWith reports whether the newest run of the dependent's own
+// environment is of its current patch set and deploys dep's current
+// revision: then a rerun would deploy the same thing again.
+func (e *Engine) hasRunWith(ctx context.Context, dependent, dep *gerrit.Change) bool {
+	runs, err := e.store.ListRuns(ctx, store.RunFilter{Env: run.PatchEnvName(dependent.Number), Limit: 1})
+	if err != nil || len(runs) == 0 {
+		return false
+	}
+	r := runs[0]
+	return r.PatchSet == dependent.PatchSet && r.Result != run.ResultCanceled &&
+		slices.ContainsFunc(r.Deps, func(d run.Dep) bool { return d.Change == dep.Number && d.Revision == dep.CurrentRevision })
 }

@@ -31,6 +31,9 @@ func TestMain(m *testing.M) { os.Exit(localcluster.RunTests(m)) }
 
 const project = "wikifunctions/orchestrator"
 
+// wikiProject is the harness's second project, for Depends-On.
+const wikiProject = "wikifunctions/wiki"
+
 var prefixSeq atomic.Int32
 
 // harness is ductbot's core loop on real parts: the local control plane,
@@ -87,6 +90,9 @@ projects:
     component: orchestrator
     channels: ["#wf"]
     trusted: {accounts: [alice], groups: [devs, no-such-group]}
+  - name: %s
+    component: wiki
+    trusted: {accounts: [alice]}
 components:
   - {name: wiki, default_ref: wiki-stable, values: {wiki.image.tag: "{{.Ref}}"}}
   - {name: orchestrator, default_ref: orch-stable, values: {orchestrator.image.tag: "{{.Ref}}"}}
@@ -101,7 +107,7 @@ chart:
   url_template: 'http://{{.Env}}.envs.test/'
 kubernetes: {kubeconfig: %q, namespace_prefix: %s, deploy_timeout: 2m, test_timeout: 1m, retries: 1, retry_backoff: 1s}
 web: {public_url: %q}
-%s`, g.URL(), project, chartPath, c.Kubeconfig, prefix, h.web.URL, extraYAML)
+%s`, g.URL(), project, wikiProject, chartPath, c.Kubeconfig, prefix, h.web.URL, extraYAML)
 	if h.cfg, err = config.Parse([]byte(yaml)); err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +139,7 @@ func (h *harness) start() {
 	})
 	h.service = pipeline.NewService(h.engine, nil)
 	poller := gerrit.NewPoller(h.client, gerrit.PollOptions{
-		Projects: []gerrit.ProjectFilter{{Name: project}}, Interval: h.cfg.Gerrit.PollInterval.D(), Cursor: h.store,
+		Projects: []gerrit.ProjectFilter{{Name: project}, {Name: wikiProject}}, Interval: h.cfg.Gerrit.PollInterval.D(), Cursor: h.store,
 		Overlap: 5 * time.Second, Logger: slog.New(slog.NewTextHandler(testLog{h.t}, nil)),
 	})
 	ctx, cancel := context.WithCancel(context.Background())
