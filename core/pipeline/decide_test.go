@@ -67,7 +67,7 @@ func TestGate(t *testing.T) {
 		{"Depends-On, trusted uploader", GateInput{Path: PathDependsOn, Change: change(2, trusted), Configured: true, UploaderTrusted: true}, true, ""},
 		{"Depends-On, untrusted uploader", GateInput{Path: PathDependsOn, Change: open, Configured: true}, false, "not on the trusted list"},
 		{"Depends-On, untrusted but a trusted recheck on it", GateInput{Path: PathDependsOn, Change: open, Configured: true, RecheckVouch: true}, true, ""},
-		{"Depends-On, a chat vouch does not count", GateInput{Path: PathDependsOn, Change: open, Configured: true, ChatVouch: true}, false, "not on the trusted list"},
+		{"Depends-On of a change asked for with !env by someone who vouches", GateInput{Path: PathDependsOn, Change: open, Configured: true, ChatVouch: true}, true, ""},
 		{"Depends-On names a WIP change", GateInput{Path: PathDependsOn, Change: wip, Configured: true, UploaderTrusted: true}, true, ""},
 		{"rerun of a patch set that was triggered", GateInput{Path: PathRerun, Change: open, Configured: true, Deployed: true}, true, ""},
 		{"rerun of a patch set never triggered", GateInput{Path: PathRerun, Change: open, Configured: true}, false, "not on the trusted list"},

@@ -15,10 +15,11 @@ import (
 // depsFor fetches every change the root's Depends-On footers reach (a
 // breadth-first walk, one query per round for the Change-Ids and one for
 // the URLs), resolves whom to trust, and asks ResolveDeps. Change-Ids are
-// looked up only in the configured projects.
-func (e *Engine) depsFor(ctx context.Context, root *gerrit.Change) (DepsPlan, error) {
+// looked up only in the configured projects. chatVouch says a chat user
+// who may vouch asked for the root (!env).
+func (e *Engine) depsFor(ctx context.Context, root *gerrit.Change, chatVouch bool) (DepsPlan, error) {
 	in := DepsInput{
-		Root: root, ByChangeID: map[string][]*gerrit.Change{}, ByNumber: map[int]*gerrit.Change{},
+		Root: root, ChatVouch: chatVouch, ByChangeID: map[string][]*gerrit.Change{}, ByNumber: map[int]*gerrit.Change{},
 		GerritURL: e.cfg.Gerrit.URL,
 		ComponentOf: func(c *gerrit.Change) (string, bool) {
 			p, ok := e.projectFor(c)

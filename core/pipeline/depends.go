@@ -102,6 +102,9 @@ type DepsInput struct {
 	// trusted "recheck" comment (a vouch).
 	UploaderTrusted func(*gerrit.Change) bool
 	RecheckVouched  func(*gerrit.Change) bool
+	// ChatVouch says the chat user asking for the root (!env) is listed in
+	// chat.permissions.vouch: they vouch for what its footers name too.
+	ChatVouch bool
 }
 
 // DepsPlan is what the dependency decision says.
@@ -207,7 +210,8 @@ func ResolveDeps(in DepsInput) DepsPlan {
 			}
 			gate := GateInput{Path: PathDependsOn, Change: dep, Configured: true,
 				UploaderTrusted: in.UploaderTrusted != nil && in.UploaderTrusted(dep),
-				RecheckVouch:    in.RecheckVouched != nil && in.RecheckVouched(dep)}
+				RecheckVouch:    in.RecheckVouched != nil && in.RecheckVouched(dep),
+				ChatVouch:       in.ChatVouch}
 			if r := Gate(gate); r != nil {
 				if r.Untrusted {
 					problem(true, "%s patch set %d was uploaded by someone not on the trusted list; it deploys once a trusted reviewer comments \"recheck\" on change %d patch set %d", named, dep.PatchSet, dep.Number, dep.PatchSet)

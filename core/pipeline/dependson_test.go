@@ -173,3 +173,35 @@ func TestDependsOnUntrustedDependency(t *testing.T) {
 }
 
 var pipelineFormatDeps = pipeline.FormatDeps
+
+// !env of a change brings what its Depends-On footers name, as its own
+// environment does; a component named in the request wins; an untrusted
+// dependency needs an asker who may vouch.
+func TestDependsOnThroughEnvRequest(t *testing.T) {
+	r := newRig(t, 0, "")
+	r.build()
+	ctx := context.Background()
+	r.put(10, 1, "wiki", mallory)
+	r.put(20, 1, "svc/orchestrator", alice, "Depends-On: "+changeID(10))
+
+	_, err := r.service.RequestEnv(ctx, pipeline.EnvRequest{Change: 20, By: "irc:bob"})
+	if err == nil || !strings.Contains(err.Error(), "change 20: what its Depends-On footers name cannot be deployed: change 10 (named in change 20's") {
+		t.Fatalf("!env 20 by someone who may not vouch: %v, want a refusal naming change 10", err)
+	}
+	tk, err := r.service.RequestEnv(ctx, pipeline.EnvRequest{Change: 20, By: "irc:vera", Vouched: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := r.store.GetRun(ctx, tk.RunID)
+	if tk.Env != run.PatchEnvName(20) || got.Matrix["wiki"] != "rev10-1" || pipelineFormatDeps(got.Deps) != "change 10 patch set 1 (wiki)" {
+		t.Errorf("!env 20 vouched = env %s, matrix %v, deps %+v; want B's own environment with wiki at rev10-1", tk.Env, got.Matrix, got.Deps)
+	}
+	tk, err = r.service.RequestEnv(ctx, pipeline.EnvRequest{Change: 20, By: "irc:vera", Vouched: true, Overrides: run.Matrix{"wiki": "wiki-stable"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = r.store.GetRun(ctx, tk.RunID)
+	if tk.Env == run.PatchEnvName(20) || got.Matrix["wiki"] != "wiki-stable" || len(got.Deps) != 0 {
+		t.Errorf("!env 20 wiki=wiki-stable = env %s, matrix %v, deps %+v; want a custom environment with the named wiki and no dependency", tk.Env, got.Matrix, got.Deps)
+	}
+}

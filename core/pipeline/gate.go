@@ -108,7 +108,7 @@ func Gate(in GateInput) *Refusal {
 		return nil
 	case (in.Path == PathRecheck || in.Path == PathDependsOn) && in.RecheckVouch:
 		return nil
-	case (in.Path == PathEnv || in.Path == PathChangeRef || in.Path == PathRetest) && in.ChatVouch:
+	case (in.Path == PathEnv || in.Path == PathChangeRef || in.Path == PathRetest || in.Path == PathDependsOn) && in.ChatVouch:
 		return nil
 	}
 	return &Refusal{Untrusted: true, Reason: fmt.Sprintf(

@@ -113,6 +113,26 @@ func (s *Service) RequestEnv(ctx context.Context, req EnvRequest) (Ticket, error
 		return Ticket{}, err
 	}
 	m[proj.Component] = ref
+	// What the change's Depends-On footers name comes with it, as in its
+	// own environment, unless the request names that component.
+	deps, err := e.depsFor(ctx, ch, req.Vouched)
+	if err != nil {
+		return Ticket{}, fmt.Errorf("change %d: following its Depends-On footers: %w", ch.Number, err)
+	}
+	if len(deps.Problems) > 0 {
+		return Ticket{}, userErr("change %d: what its Depends-On footers name cannot be deployed: %s", ch.Number, strings.Join(deps.Problems, "; "))
+	}
+	var runDeps []run.Dep
+	for _, d := range deps.Deps {
+		if _, named := req.Overrides[d.Component]; !named {
+			runDeps = append(runDeps, d)
+		}
+	}
+	for _, d := range deps.Open {
+		if m[d.Component], err = e.plan.PatchRef(d.Component, refData(d.Change)); err != nil {
+			return Ticket{}, err
+		}
+	}
 	patchDefault := m.Clone()
 	for comp, ref := range req.Overrides {
 		if _, ok := e.cfg.Component(comp); !ok {
@@ -160,6 +180,7 @@ func (s *Service) RequestEnv(ctx context.Context, req EnvRequest) (Ticket, error
 	reused := existing != nil && existing.Status != run.EnvGone
 	env := e.newEnv(name, kind, ch, m, req.By, envTTL)
 	r := newRun(env, ch, m, run.TriggerChat, req.By)
+	r.Deps = runDeps
 	if _, err := e.enqueue(ctx, r, env, req.ReplyTo); err != nil {
 		return Ticket{}, err
 	}

@@ -136,7 +136,7 @@ func (e *Engine) carryOut(ctx context.Context, ch *gerrit.Change, in Intent) err
 // passed the trust gate, with what its Depends-On footers name; when they
 // cannot be followed it says why on the change, once, and queues nothing.
 func (e *Engine) deployPatchSet(ctx context.Context, ch *gerrit.Change, trigger run.Trigger, by string) error {
-	plan, err := e.depsFor(ctx, ch)
+	plan, err := e.depsFor(ctx, ch, false)
 	if err != nil {
 		return fmt.Errorf("change %d: following its Depends-On footers: %w", ch.Number, err)
 	}
