@@ -314,10 +314,14 @@ func TestHealthAndReady(t *testing.T) {
 
 func TestMetrics(t *testing.T) {
 	f := newFixture(t, nil)
-	f.metrics.RunsTotal.WithLabelValues(string(run.ResultPassed)).Add(3)
+	f.metrics.SetProjects([]string{project})
+	f.metrics.RunsTotal.WithLabelValues(f.metrics.Project(project), string(run.ResultPassed)).Add(3)
+	f.metrics.RunsTotal.WithLabelValues(f.metrics.Project("not/configured"), string(run.ResultError)).Inc()
 	f.metrics.QueueDepth.Set(2)
 	_, body := f.get(t, "/metrics", http.StatusOK)
-	wantContains(t, "metrics", body, `ductbot_runs_total{result="passed"} 3`, "ductbot_queue_depth 2", "go_goroutines")
+	wantContains(t, "metrics", body, `ductbot_runs_total{project="`+project+`",result="passed"} 3`,
+		`ductbot_runs_total{project="other",result="error"} 1`, `ductbot_runs_total{project="other",result="passed"} 0`,
+		"ductbot_queue_depth 2", "go_goroutines")
 }
 
 func TestReadOnly(t *testing.T) {

@@ -3,19 +3,35 @@
 // Registry on /metrics.
 package metrics
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// OtherProject is the project label of a run whose project is not one
+// configured (see Metrics.SetProjects), so that the label's values are
+// bounded by the configuration, not by what Gerrit or chat send.
+const OtherProject = "other"
+
+// RunResults are the results ductbot_runs_total counts (run.Result's
+// values); SetProjects starts each project's count of each at zero, so
+// that increase() sees a project's first run of a result.
+var RunResults = []string{"passed", "failed", "error", "superseded", "canceled"}
 
 // Metrics is the set of collectors ductbot exports. All fields are non-nil
 // after New.
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	RunsTotal          *prometheus.CounterVec // label: result
-	DeployDuration     prometheus.Histogram   // seconds
-	TestDuration       prometheus.Histogram   // seconds
-	QueueDepth         prometheus.Gauge       // runs waiting for a deploy slot
-	LiveEnvs           prometheus.Gauge       // environments not gone
-	GerritPollDuration prometheus.Histogram   // seconds per poll cycle
+	// The run metrics. Their project label is Project(run.Project): a
+	// configured project's name or OtherProject.
+	RunsTotal          *prometheus.CounterVec   // labels: project, result
+	DeployDuration     *prometheus.HistogramVec // seconds; label: project
+	TestDuration       *prometheus.HistogramVec // seconds; label: project
+	QueueDepth         prometheus.Gauge         // runs waiting for a deploy slot
+	LiveEnvs           prometheus.Gauge         // environments not gone
+	GerritPollDuration prometheus.Histogram     // seconds per poll cycle
 	GerritPollErrors   prometheus.Counter
 	ChatMessages       *prometheus.CounterVec // labels: network, outcome (sent|dropped|retried)
 	SweepRemovals      *prometheus.CounterVec // label: policy
@@ -31,6 +47,59 @@ type Metrics struct {
 	LastSweep          prometheus.Gauge       // Unix time of the last cleanup sweep that finished without error
 	ChatConnected      *prometheus.GaugeVec   // label: network; 1 while its adapter runs, 0 once it stopped
 	Reviews            *prometheus.CounterVec // labels: label (e.g. Verified), result (+1, -1, error)
+
+	// Projects are the configured projects, the values of the project
+	// label besides OtherProject (an exported field: tools reflect over
+	// Metrics).
+	Projects *ProjectSet
+}
+
+// ProjectSet is a set of project names, safe for concurrent use. The zero
+// value is empty.
+type ProjectSet struct {
+	names atomic.Pointer[map[string]bool]
+}
+
+// Has reports whether name is in the set.
+func (s *ProjectSet) Has(name string) bool {
+	known := s.names.Load()
+	return known != nil && (*known)[name]
+}
+
+// SetProjects names the configured projects: the values the project label
+// of the run metrics may take besides OtherProject. It starts their run
+// series at zero. Before it is called every run counts as OtherProject.
+func (m *Metrics) SetProjects(names []string) {
+	known := make(map[string]bool, len(names))
+	for _, n := range names {
+		if n != "" && n != OtherProject {
+			known[n] = true
+		}
+	}
+	m.Projects.names.Store(&known)
+	for p := range known {
+		m.zero(p)
+	}
+	m.zero(OtherProject)
+}
+
+// zero makes project's run series, so that they are exported before its
+// first run.
+func (m *Metrics) zero(project string) {
+	for _, r := range RunResults {
+		m.RunsTotal.WithLabelValues(project, r)
+	}
+	m.DeployDuration.WithLabelValues(project)
+	m.TestDuration.WithLabelValues(project)
+}
+
+// Project is the project label of a run of project: its name when it is
+// configured, else OtherProject.
+func (m *Metrics) Project(project string) string {
+	if m.Projects.Has(project) {
+		return project
+	}
+	return OtherProject
 }
 
 // New makes the collectors and registers them, with the Go and process
@@ -39,15 +108,16 @@ func New() *Metrics {
 	durations := []float64{1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800}
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
+		Projects: &ProjectSet{},
 		RunsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ductbot_runs_total", Help: "Finished runs by result.",
-		}, []string{"result"}),
-		DeployDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "ductbot_deploy_duration_seconds", Help: "Time to deploy an environment.", Buckets: durations,
-		}),
-		TestDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "ductbot_test_duration_seconds", Help: "Time to run an environment's tests.", Buckets: durations,
-		}),
+			Name: "ductbot_runs_total", Help: "Finished runs by project (a configured one, or other) and result.",
+		}, []string{"project", "result"}),
+		DeployDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "ductbot_deploy_duration_seconds", Help: "Time to deploy an environment, by project (a configured one, or other).", Buckets: durations,
+		}, []string{"project"}),
+		TestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "ductbot_test_duration_seconds", Help: "Time to run an environment's tests, by project (a configured one, or other).", Buckets: durations,
+		}, []string{"project"}),
 		QueueDepth: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "ductbot_queue_depth", Help: "Runs waiting for a deploy slot.",
 		}),

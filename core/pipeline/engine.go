@@ -112,6 +112,13 @@ func New(o Options) *Engine {
 	if o.Metrics == nil {
 		o.Metrics = metrics.New()
 	}
+	if o.Config != nil { // the project label of run metrics: a configured project, else "other"
+		names := make([]string, 0, len(o.Config.Projects))
+		for _, p := range o.Config.Projects {
+			names = append(names, p.Name)
+		}
+		o.Metrics.SetProjects(names)
+	}
 	return &Engine{
 		cfg: o.Config, chart: o.Chart, store: o.Store, cluster: o.Cluster, gerrit: o.Gerrit,
 		announc: o.Announcer, metrics: o.Metrics, log: o.Logger, now: o.Now, plan: NewMatrixPlan(o.Config),

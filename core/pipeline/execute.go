@@ -119,7 +119,7 @@ func (e *Engine) deploy(ctx context.Context, r *run.Run, env *run.Env) {
 		err = e.cluster.Deploy(ctx, rel)
 		if err == nil {
 			r.Diagnosis = nil // an earlier attempt's
-			e.metrics.DeployDuration.Observe(e.now().Sub(start).Seconds())
+			e.metrics.DeployDuration.WithLabelValues(e.metrics.Project(r.Project)).Observe(e.now().Sub(start).Seconds())
 			break
 		}
 		if ctx.Err() != nil {
@@ -222,7 +222,7 @@ func (e *Engine) test(ctx context.Context, r *run.Run, env *run.Env) {
 	if ctx.Err() != nil {
 		return // execute records why; the cluster stopped the test pods
 	}
-	e.metrics.TestDuration.Observe(e.now().Sub(start).Seconds())
+	e.metrics.TestDuration.WithLabelValues(e.metrics.Project(r.Project)).Observe(e.now().Sub(start).Seconds())
 	if res != nil && len(res.Pods) > 0 {
 		if perr := e.store.PutTestLogs(context.WithoutCancel(ctx), r.ID, testLogs(r.ID, res.Pods)); perr != nil {
 			log.Error("saving test logs", "err", perr)
@@ -257,7 +257,7 @@ func (e *Engine) end(r *run.Run, env *run.Env, result run.Result, detail string)
 		return
 	}
 	if !result.Reportable() {
-		e.metrics.RunsTotal.WithLabelValues(string(result)).Inc()
+		e.metrics.RunsTotal.WithLabelValues(e.metrics.Project(r.Project), string(result)).Inc()
 		e.forgetReply(context.Background(), r.ID)
 	}
 	e.saveRun(r)

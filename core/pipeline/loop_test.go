@@ -70,8 +70,8 @@ func TestUploadIsDeployedTestedAndVoted(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(body), "4 passing") {
 		t.Errorf("GET %s = %d, want the run page with the test log; body:\n%.500s", m[1], resp.StatusCode, body)
 	}
-	if got := testutil.ToFloat64(h.metrics.RunsTotal.WithLabelValues("passed")); got != 1 {
-		t.Errorf("runs_total{result=passed} = %v, want 1", got)
+	if got := testutil.ToFloat64(h.metrics.RunsTotal.WithLabelValues(project, "passed")); got != 1 {
+		t.Errorf("runs_total{project=%q,result=passed} = %v, want 1", project, got)
 	}
 	if a := h.ann.all(); len(a) != 1 || a[0].Run.Result != run.ResultPassed || a[0].Channels[0] != "#wf" || a[0].CustomMatrix() {
 		t.Errorf("announcements = %+v, want one passed result for #wf with the default matrix", a)
