@@ -93,10 +93,12 @@ func TestGrafanaDashboard(t *testing.T) {
 			t.Errorf("variable %s: %s", v.Name, strings.Join(problems, "; "))
 		}
 	}
-	if !vars["datasource"] || !vars["job"] {
-		t.Errorf("template variables %v, want datasource and job", vars)
+	if !vars["datasource"] || !vars["job"] || !vars["project"] {
+		t.Errorf("template variables %v, want datasource, job and project", vars)
 	}
 
+	// The run metrics have a project label, chosen with $project.
+	runMetric := map[string]bool{"ductbot_runs_total": true, "ductbot_deploy_duration_seconds_bucket": true, "ductbot_test_duration_seconds_bucket": true}
 	var panels []grafanaPanel
 	for _, p := range d.Panels {
 		panels = append(panels, p)
@@ -143,6 +145,9 @@ func TestGrafanaDashboard(t *testing.T) {
 			}
 			for _, m := range metrics {
 				used[m] = append(used[m], p.Title)
+				if runMetric[m] && !strings.Contains(tg.Expr, `project=~"$project"`) {
+					t.Errorf("%s, query %s: %s without project=~\"$project\"", where, tg.RefID, m)
+				}
 			}
 		}
 	}
