@@ -135,7 +135,7 @@ func TestChartInstall(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "ductbot-state-test"},
 		Spec: corev1.PersistentVolumeSpec{
 			StorageClassName:              "ductbot-test",
-			AccessModes:                   []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOncePod},
+			AccessModes:                   []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
 			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
 			PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimDelete,
 			PersistentVolumeSource:        corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/var/lib/ductbot-test"}},
@@ -158,10 +158,11 @@ func TestChartInstall(t *testing.T) {
 		"image":     map[string]any{"repository": "registry.invalid/ductbot", "tag": "test"},
 		"config":    sampleConfig(),
 		"secretEnv": map[string]any{"GERRIT_PASSWORD": map[string]any{"name": "ductbot-gerrit", "key": "password"}},
-		// This development build of the API server says it is v0.0.0, for
-		// which the chart's default is ReadWriteOnce: ask for
-		// ReadWriteOncePod, and see that the upgrade below keeps it.
-		"persistence": map[string]any{"storageClass": "ductbot-test", "keep": false, "accessModes": []any{"ReadWriteOncePod"}},
+		// As a release from before ReadWriteOncePod made its claim; the
+		// upgrade below must keep it. (This API server is a development
+		// build, v0.0.0-master, but says major 1, minor 36: the chart's
+		// default here is ReadWriteOncePod.)
+		"persistence": map[string]any{"storageClass": "ductbot-test", "keep": false, "accessModes": []any{"ReadWriteOnce"}},
 	}}
 	// The Secret the chart refers to, created the way an operator would.
 	if err := admin.EnsureNamespace(ctx, ns, nil, nil); err != nil {
@@ -191,8 +192,8 @@ func TestChartInstall(t *testing.T) {
 		t.Errorf("state claim: %v, err %v; want it Bound", pvc.Status.Phase, err)
 	}
 
-	// An upgrade to the default access modes (ReadWriteOnce for this
-	// cluster's version) keeps the existing claim's ReadWriteOncePod: a
+	// An upgrade to the default access modes (ReadWriteOncePod for this
+	// cluster's version) keeps the existing claim's ReadWriteOnce: a
 	// claim's modes cannot change, and patching them would fail the upgrade.
 	upgraded := rel
 	upgraded.Values = maps.Clone(rel.Values)
@@ -202,8 +203,8 @@ func TestChartInstall(t *testing.T) {
 	}
 	unlabelOwn(t, ctx, c, ns)
 	pvc, err = c.Client.CoreV1().PersistentVolumeClaims(ns).Get(ctx, name, metav1.GetOptions{})
-	if err != nil || !slices.Equal(pvc.Spec.AccessModes, []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOncePod}) {
-		t.Errorf("state claim after the upgrade: modes %v, err %v; want its ReadWriteOncePod kept", pvc.Spec.AccessModes, err)
+	if err != nil || !slices.Equal(pvc.Spec.AccessModes, []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}) {
+		t.Errorf("state claim after the upgrade: modes %v, err %v; want its ReadWriteOnce kept", pvc.Spec.AccessModes, err)
 	}
 	if dep, err = c.Client.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{}); err != nil {
 		t.Fatal(err)

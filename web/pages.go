@@ -147,8 +147,15 @@ type runView struct {
 	Detail           string
 	QueuePosition    int // place in the deploy queue while queued
 	Matrix           []pair
+	Deps             []depView // what Depends-On footers brought in
 	Duration         string
 	When, Created    string
+}
+
+// depView is one dependency of a run: "change 5 patch set 2 (wiki)" and a
+// link to it.
+type depView struct {
+	Text, URL string
 }
 
 // queuePosition is where a queued run waits, when the server knows.
@@ -174,6 +181,9 @@ func (s *Server) runView(now time.Time, r *run.Run) runView {
 	}
 	if r.Env != "" {
 		v.EnvPath = EnvPath(r.Env)
+	}
+	for _, d := range r.Deps {
+		v.Deps = append(v.Deps, depView{Text: d.String(), URL: s.changeURL(d.Project, d.Change, d.PatchSet)})
 	}
 	if d := runDuration(now, r); d > 0 {
 		v.Duration = humanDuration(d)

@@ -14,7 +14,8 @@ const maxSweepLines = 10
 
 // FormatAnnouncement renders a run's result for the channels: the result,
 // change, patch set, subject and owner in the title; the environment URL,
-// log link and, when it differs from the default, the matrix as fields.
+// log link, when it differs from the default, the matrix, and the changes
+// Depends-On footers brought in, as fields.
 // Subject and owner are untrusted; adapters make them safe for their network.
 // The owner is shown by name, never by e-mail address (people.DisplayName).
 func FormatAnnouncement(a run.Announcement) chat.Message {
@@ -39,6 +40,9 @@ func FormatAnnouncement(a run.Announcement) chat.Message {
 	}
 	if a.CustomMatrix() && len(r.Matrix) > 0 {
 		m.Fields = append(m.Fields, chat.Field{Name: "matrix", Value: matrixText(r.Matrix)})
+	}
+	if len(r.Deps) > 0 {
+		m.Fields = append(m.Fields, chat.Field{Name: "depends-on", Value: run.FormatDeps(r.Deps)})
 	}
 	d := r.Diagnosis
 	if r.Result == run.ResultError && r.Detail != "" && (d == nil || d.Class == run.DiagnosisInfrastructure) {

@@ -298,14 +298,3 @@ func changeList(nums []int) string {
 	}
 	return "changes " + strings.Join(s[:len(s)-1], ", ") + " and " + s[len(s)-1]
 }
-
-// FormatDeps is how a vote, a run page and an announcement list a run's
-// dependencies: "change 123 patch set 4 (wiki), change 7 patch set 1
-// (evaluator)"; "" for none.
-func FormatDeps(deps []run.Dep) string {
-	parts := make([]string, len(deps))
-	for i, d := range deps {
-		parts[i] = d.String()
-	}
-	return strings.Join(parts, ", ")
-}

@@ -226,7 +226,7 @@ func TestResolveDeps(t *testing.T) {
 			w := newDepWorld()
 			c.world(w)
 			plan := ResolveDeps(w.input(1))
-			if got := FormatDeps(plan.Deps); got != c.want.deps {
+			if got := run.FormatDeps(plan.Deps); got != c.want.deps {
 				t.Errorf("deps = %q, want %q", got, c.want.deps)
 			}
 			var open []string

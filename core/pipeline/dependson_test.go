@@ -172,7 +172,7 @@ func TestDependsOnUntrustedDependency(t *testing.T) {
 	}
 }
 
-var pipelineFormatDeps = pipeline.FormatDeps
+var pipelineFormatDeps = run.FormatDeps
 
 // !env of a change brings what its Depends-On footers name, as its own
 // environment does; a component named in the request wins; an untrusted

@@ -66,7 +66,7 @@ func ReviewFor(r *run.Run, env *run.Env, runURL, label string, voteOnError bool,
 	}
 	fmt.Fprintf(&b, "Matrix: %s\n", FormatMatrix(r.Matrix))
 	if len(r.Deps) > 0 {
-		fmt.Fprintf(&b, "Depends-On: %s\n", FormatDeps(r.Deps))
+		fmt.Fprintf(&b, "Depends-On: %s\n", run.FormatDeps(r.Deps))
 	}
 	if d := runDuration(r); d > 0 {
 		fmt.Fprintf(&b, "Duration: %s\n", d.Round(time.Second))

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -195,6 +196,17 @@ func (d Dep) String() string {
 		return fmt.Sprintf("change %d (%s, merged: its default ref)", d.Change, d.Component)
 	}
 	return fmt.Sprintf("change %d patch set %d (%s)", d.Change, d.PatchSet, d.Component)
+}
+
+// FormatDeps is how votes, run pages and announcements list a run's
+// dependencies: "change 123 patch set 4 (wiki), change 7 patch set 1
+// (evaluator)"; "" for none.
+func FormatDeps(deps []Dep) string {
+	parts := make([]string, len(deps))
+	for i, d := range deps {
+		parts[i] = d.String()
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Diagnosis is why a deploy failed, as the environment's pods showed it:
