@@ -56,6 +56,8 @@ func parseDockerfile(t *testing.T, text string) [][]instruction {
 	return stages
 }
 
+var versionFlag = regexp.MustCompile(`-X [\w./-]+\.[Vv]ersion=\$\{?VERSION\}?`)
+
 func last(stage []instruction, cmd string) (instruction, bool) {
 	for i := len(stage) - 1; i >= 0; i-- {
 		if stage[i].cmd == cmd {
@@ -83,10 +85,15 @@ func TestDockerfile(t *testing.T) {
 		for _, in := range st {
 			if in.cmd == "RUN" && strings.Contains(in.args, "go build") {
 				build = st
-				for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "./cmd/ductbot", "-X main.version="} {
+				for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "./cmd/ductbot"} {
 					if !strings.Contains(in.args, want) {
 						t.Errorf("the go build step lacks %q: %s", want, in.args)
 					}
+				}
+				// The version variable, wherever the binary keeps it
+				// (main.version, or a build-info package's Version).
+				if !versionFlag.MatchString(in.args) {
+					t.Errorf("the go build step does not set the version with -X <package>.version=${VERSION}: %s", in.args)
 				}
 			}
 		}
