@@ -21,6 +21,8 @@ RUN --mount=type=cache,target=/go/pkg/mod \
 COPY . .
 ARG VERSION=dev
 ARG TARGETOS TARGETARCH
+# Only ./cmd/ductbot, the production binary: the development command
+# (cmd/ductbot-dev: the local control plane, the demo) stays out.
 # CGO_ENABLED=0: the SQLite driver is pure Go, so the binary needs no libc and
 # runs on an image without one. -trimpath keeps build paths out of it.
 RUN --mount=type=cache,target=/go/pkg/mod \

@@ -12,8 +12,11 @@ DEB_DEPS ?= /usr/bin/etcd:etcd-server /usr/sbin/ngircd:ngircd /usr/bin/chromium:
 
 all: lint test
 
+# bin/ductbot is the production binary; bin/ductbot-dev the development
+# command (the local control plane, the demo).
 build:
 	$(GO) build -o bin/ductbot ./cmd/ductbot
+	$(GO) build -o bin/ductbot-dev ./cmd/ductbot-dev
 
 # Installs the Debian packages that are missing (as root), or says which.
 deps:
@@ -28,7 +31,7 @@ deps:
 # Builds the local control plane's binaries into the cache (outside the
 # repository) the first time; a no-op afterwards.
 cluster-bins: deps
-	$(GO) run ./cmd/ductbot dev install
+	$(GO) run ./cmd/ductbot-dev install
 
 # Everything: unit and integration tests, then a short fuzz of the chat router.
 test: cluster-bins
@@ -55,7 +58,7 @@ bench: cluster-bins
 # The whole loop on this machine: local cluster, Gerrit test server, ductbot
 # with the console chat and the dashboard. Ctrl-C stops everything.
 demo: cluster-bins
-	$(GO) run ./cmd/ductbot demo
+	$(GO) run ./cmd/ductbot-dev demo
 
 clean:
 	rm -rf bin

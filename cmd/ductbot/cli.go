@@ -3,157 +3,185 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"runtime"
-	"runtime/debug"
-	"strings"
+	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/ductbot/ductbot/cmd/internal/app"
+	"github.com/ductbot/ductbot/cmd/internal/buildinfo"
+	"github.com/ductbot/ductbot/cmd/internal/cli"
 	"github.com/ductbot/ductbot/config"
 )
 
-// Exit statuses: 0 done (and --help), 1 the command failed, 2 ductbot was
-// called wrongly (unknown command or flag, missing argument).
-const (
-	exitOK    = 0
-	exitFail  = 1
-	exitUsage = 2
-)
+const rootLong = `ductbot gives every Gerrit patch set its own Kubernetes test environment,
+votes Verified on it and talks about it in chat.
 
-// usageError is a mistake in how ductbot was called: exit status 2.
-type usageError struct{ err error }
-
-func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return e.err }
-
-// usage marks err as a usage error.
-func usage(err error) error { return usageError{err} }
-
-// usagef is a new usage error.
-func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
-
-// commandHelp is each command's --help.
-var commandHelp = map[string]string{
-	"run": `usage: ductbot run [--config FILE] [--grace DURATION] [--log-level LEVEL] [--log-format text|json]
-  run the bot: watch Gerrit, deploy and test patch sets, vote, talk in chat`,
-	"validate": `usage: ductbot validate [--config FILE] [--offline]
-  check a configuration as run does, report every problem with its key path and line, and exit;
-  --offline skips the checks that need the secrets (their environment variables and files)`,
-	"sweep": `usage: ductbot sweep [--config FILE] [--log-level LEVEL] [--log-format text|json]
-  run one cleanup sweep now`,
-	"state":   stateUsage,
-	"demo":    "usage: ductbot demo [--listen ADDR]\n  the whole loop on this machine (local cluster, Gerrit test server, console chat)",
-	"dev":     "usage: ductbot dev install | dev cluster up|down|env\n  build the local control plane's binaries; run a local Kubernetes control plane",
-	"version": "usage: ductbot version\n  print ductbot's module version, VCS revision and Go version",
-}
+exit status: 0 done, 1 failed, 2 called wrongly (unknown command or flag)`
 
 // realMain is ductbot's main without the exit: it returns the exit status.
 func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, usageText)
-		return exitUsage
+	if version != "" {
+		buildinfo.Version = version
 	}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "help", "-h", "-help", "--help":
-		if len(rest) > 0 {
-			if h, ok := commandHelp[rest[0]]; ok {
-				fmt.Fprintln(stdout, h)
-				return exitOK
+	return cli.Execute(ctx, newRoot(), args, stdout, stderr)
+}
+
+// newRoot is the ductbot command and its subcommands.
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:     "ductbot",
+		Short:   "a Kubernetes test environment, a Verified vote and a chat message for every Gerrit patch set",
+		Long:    rootLong,
+		Version: buildinfo.Line("ductbot"),
+	}
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.AddCommand(runCmd(), validateCmd(), sweepCmd(), stateCmd(), versionCmd(), movedCmd("dev"), movedCmd("demo"))
+	return cli.Root(root)
+}
+
+// movedCmd is a command that moved to the development command
+// (ductbot-dev), hidden: it says where, and exits 2.
+func movedCmd(name string) *cobra.Command {
+	return &cobra.Command{
+		Use:                name,
+		Hidden:             true,
+		Short:              "moved to ductbot-dev",
+		Long:               fmt.Sprintf("%q moved to the development command: go run ./cmd/ductbot-dev --help", name),
+		Args:               cobra.ArbitraryArgs,
+		FParseErrWhitelist: cobra.FParseErrWhitelist{UnknownFlags: true},
+		RunE: func(*cobra.Command, []string) error {
+			return cli.Usagef("%q moved to the development command ductbot-dev, which the production binary does not link: go run ./cmd/ductbot-dev --help", name)
+		},
+	}
+}
+
+func validateCmd() *cobra.Command {
+	var path string
+	var offline bool
+	c := &cobra.Command{
+		Use:   "validate [--config FILE] [--offline]",
+		Short: "check a configuration as run does, report every problem, and exit",
+		Long: `Check a configuration as run does: report every problem with its key path and,
+where the value came from the file, its line; then exit.
+--offline skips the checks that need the secrets (their environment variables
+and files), e.g. in CI.`,
+		Args: cli.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			cfg, err := config.LoadWith(path, config.Options{Offline: offline})
+			if err != nil {
+				return err
 			}
-		}
-		fmt.Fprintln(stdout, usageText)
-		return exitOK
+			fmt.Fprintf(c.OutOrStdout(), "configuration OK: %d projects, %d components, chart %s\n", len(cfg.Projects), len(cfg.Components), cfg.Chart.Ref)
+			return nil
+		},
 	}
-	if h, ok := commandHelp[cmd]; ok && wantsHelp(rest) {
-		fmt.Fprintln(stdout, h)
-		return exitOK
-	}
-	var err error
-	switch cmd {
-	case "run":
-		err = cmdRun(ctx, rest)
-	case "validate":
-		err = cmdValidate(rest, stdout)
-	case "sweep":
-		err = cmdSweep(ctx, rest)
-	case "state":
-		err = runState(ctx, rest, stdout)
-	case "demo":
-		err = runDemo(ctx, rest)
-	case "dev":
-		err = runDev(ctx, rest)
-	case "version", "--version", "-version":
-		if len(rest) > 0 {
-			err = usagef("version takes no arguments, got %q", rest[0])
-			break
-		}
-		fmt.Fprintln(stdout, versionLine())
-	default:
-		err = usagef("unknown command %q\n%s", cmd, usageText)
-	}
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-		return exitOK
-	case errors.As(err, new(usageError)):
-		fmt.Fprintln(stderr, "ductbot:", err)
-		return exitUsage
-	default:
-		fmt.Fprintln(stderr, "ductbot:", err)
-		return exitFail
-	}
+	c.Flags().StringVar(&path, "config", "ductbot.yaml", "configuration file")
+	c.Flags().BoolVar(&offline, "offline", false, "skip the checks that need the secrets (environment variables and secret files), e.g. in CI")
+	return c
 }
 
-// wantsHelp reports whether args ask for help before any "--".
-func wantsHelp(args []string) bool {
-	for _, a := range args {
-		switch a {
-		case "--":
-			return false
-		case "-h", "-help", "--help", "help":
-			return true
-		}
+func runCmd() *cobra.Command {
+	var path string
+	var grace time.Duration
+	var jsonLogs bool
+	var lf logFlags
+	c := &cobra.Command{
+		Use:   "run [--config FILE] [--grace DURATION] [--log-level LEVEL] [--log-format text|json]",
+		Short: "run the bot: watch Gerrit, deploy and test patch sets, vote, talk in chat",
+		Long: `Run the bot: watch Gerrit, deploy and test patch sets, vote, talk in chat,
+serve the dashboard and metrics, sweep. On SIGTERM or SIGINT it stops taking
+work and gives in-flight steps --grace to finish.`,
+		Args: cli.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if _, err := lf.logger(jsonLogs, nil); err != nil {
+				return err
+			}
+			cfg, err := config.Load(path)
+			if err != nil {
+				return err
+			}
+			log, err := lf.logger(jsonLogs, cfg)
+			if err != nil {
+				return err
+			}
+			a, err := app.New(c.Context(), cfg, app.Options{Logger: log, ConsoleIn: os.Stdin, ConsoleOut: os.Stdout})
+			if err != nil {
+				return err
+			}
+			err = a.Run(c.Context(), grace)
+			if errors.Is(err, context.Canceled) {
+				return nil
+			}
+			return err
+		},
 	}
-	return false
+	c.Flags().StringVar(&path, "config", "ductbot.yaml", "configuration file")
+	c.Flags().DurationVar(&grace, "grace", 30*time.Second, "how long in-flight steps may finish after SIGTERM")
+	c.Flags().BoolVar(&jsonLogs, "json-logs", false, "log JSON lines (old spelling of --log-format json)")
+	_ = c.Flags().MarkHidden("json-logs")
+	lf = addLogFlags(c.Flags())
+	return c
 }
 
-// parseFlags parses args into fs. The flag package's own printing is
-// silenced so an error is printed once, by realMain; a bad flag is a usage
-// error carrying the flags' defaults; -h is flag.ErrHelp after the usage
-// went to stdout.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	fs.SetOutput(io.Discard)
-	err := fs.Parse(args)
-	switch {
-	case err == nil:
-		if fs.NArg() > 0 {
-			return usagef("%s: unexpected argument %q\n%s", fs.Name(), fs.Arg(0), flagDefaults(fs))
-		}
-		return nil
-	case errors.Is(err, flag.ErrHelp):
-		fmt.Fprintf(os.Stdout, "usage of ductbot %s:\n%s", fs.Name(), flagDefaults(fs))
-		return err
-	default:
-		return usagef("%s: %v\n%s", fs.Name(), err, flagDefaults(fs))
+func sweepCmd() *cobra.Command {
+	var path string
+	var lf logFlags
+	c := &cobra.Command{
+		Use:   "sweep [--config FILE] [--log-level LEVEL] [--log-format text|json]",
+		Short: "run one cleanup sweep now",
+		Args:  cli.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if _, err := lf.logger(false, nil); err != nil {
+				return err
+			}
+			cfg, err := config.Load(path)
+			if err != nil {
+				return err
+			}
+			log, err := lf.logger(false, cfg)
+			if err != nil {
+				return err
+			}
+			cfg.Chat.Console = false
+			a, err := app.New(c.Context(), cfg, app.Options{Logger: log})
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			return a.SweepOnce(c.Context())
+		},
 	}
+	c.Flags().StringVar(&path, "config", "ductbot.yaml", "configuration file")
+	lf = addLogFlags(c.Flags())
+	return c
 }
 
-func flagDefaults(fs *flag.FlagSet) string {
-	var b strings.Builder
-	fs.SetOutput(&b)
-	fs.PrintDefaults()
-	fs.SetOutput(io.Discard)
-	return b.String()
+func versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "print ductbot's module version, VCS revision and Go version",
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return cli.Usagef("version takes no arguments, got %q", args[0])
+			}
+			return nil
+		},
+		Run: func(c *cobra.Command, _ []string) {
+			fmt.Fprintln(c.OutOrStdout(), buildinfo.Line("ductbot"))
+		},
+	}
 }
 
 // logFlags are --log-level and --log-format; unset, the configuration's
 // log.level and log.format apply.
 type logFlags struct{ level, format *string }
 
-func addLogFlags(fs *flag.FlagSet) logFlags {
+func addLogFlags(fs *pflag.FlagSet) logFlags {
 	return logFlags{
 		level:  fs.String("log-level", "", "debug, info, warn or error (default log.level, else info; DUCTBOT_DEBUG=1 means debug)"),
 		format: fs.String("log-format", "", "text or json (default log.format, else text)"),
@@ -181,7 +209,7 @@ func (f logFlags) logger(jsonLogs bool, cfg *config.Config) (*slog.Logger, error
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(levelName)); err != nil {
-		return nil, usagef("--log-level %q: want debug, info, warn or error", levelName)
+		return nil, cli.Usagef("--log-level %q: want debug, info, warn or error", levelName)
 	}
 	if os.Getenv("DUCTBOT_DEBUG") != "" {
 		level = slog.LevelDebug
@@ -193,37 +221,5 @@ func (f logFlags) logger(jsonLogs bool, cfg *config.Config) (*slog.Logger, error
 	case "text":
 		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
 	}
-	return nil, usagef("--log-format %q: want text or json", format)
-}
-
-// buildVersion is ductbot's module version, VCS revision and Go version,
-// from the build information Go embeds; -ldflags "-X main.version=..."
-// overrides the version.
-func buildVersion() (ver, revision, goversion string) {
-	ver, revision, goversion = version, "unknown", runtime.Version()
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return
-	}
-	if ver == "dev" && bi.Main.Version != "" {
-		ver = bi.Main.Version // "(devel)" for a build from a work tree
-	}
-	modified := false
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			revision = s.Value
-		case "vcs.modified":
-			modified = s.Value == "true"
-		}
-	}
-	if modified && revision != "unknown" {
-		revision += "-modified"
-	}
-	return
-}
-
-func versionLine() string {
-	v, r, g := buildVersion()
-	return fmt.Sprintf("ductbot %s (revision %s, %s)", v, r, g)
+	return nil, cli.Usagef("--log-format %q: want text or json", format)
 }

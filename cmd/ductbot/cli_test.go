@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/ductbot/ductbot/config"
+	"github.com/spf13/cobra"
 )
 
 // The CLI contract: --help exits 0 for the root and every command, a
@@ -37,18 +38,19 @@ func TestExitCodes(t *testing.T) {
 		{args: []string{"sweep", "--help"}, code: 0, out: "usage: ductbot sweep"},
 		{args: []string{"state", "--help"}, code: 0, out: "ductbot state migrate"},
 		{args: []string{"state", "migrate", "--help"}, code: 0, out: "ductbot state migrate"},
-		{args: []string{"demo", "--help"}, code: 0, out: "usage: ductbot demo"},
-		{args: []string{"dev", "--help"}, code: 0, out: "usage: ductbot dev"},
-		{args: []string{"dev", "cluster", "--help"}, code: 0, out: "usage: ductbot dev"},
 		{args: []string{"version", "--help"}, code: 0, out: "usage: ductbot version"},
-		{args: []string{"validate", "--bogus"}, code: 2, errsOnce: "flag provided but not defined: -bogus"},
+		{args: []string{"validate", "--bogus"}, code: 2, errsOnce: "unknown flag: --bogus"},
 		{args: []string{"validate", "--config", bad, "extra"}, code: 2, errsOnce: `unexpected argument "extra"`},
 		{args: []string{"run", "--log-format", "xml", "--config", bad}, code: 2, errsOnce: `--log-format "xml": want text or json`},
 		{args: []string{"run", "--log-level", "loud", "--config", bad}, code: 2, errsOnce: `--log-level "loud"`},
 		{args: []string{"state"}, code: 2, errs: "usage:"},
-		{args: []string{"state", "migrate", "--nope"}, code: 2, errsOnce: "flag provided but not defined: -nope"},
-		{args: []string{"dev"}, code: 2, errs: "usage: ductbot dev"},
-		{args: []string{"dev", "cluster", "sideways"}, code: 2, errs: "usage: ductbot dev"},
+		{args: []string{"state", "migrate", "--nope"}, code: 2, errsOnce: "unknown flag: --nope"},
+		{args: []string{"demo"}, code: 2, errsOnce: `"demo" moved to the development command ductbot-dev`},
+		{args: []string{"dev", "install"}, code: 2, errsOnce: `"dev" moved to the development command ductbot-dev`},
+		{args: []string{"dev", "cluster", "up", "--now"}, code: 2, errsOnce: `"dev" moved to the development command ductbot-dev`},
+		{args: []string{"state", "copy"}, code: 2, errsOnce: `unknown command "copy" for "ductbot state"`},
+		{args: []string{"valdate"}, code: 2, errsOnce: `did you mean "validate"?`},
+		{args: []string{"--version"}, code: 0, out: runtime.Version()},
 		{args: []string{"version", "extra"}, code: 2, errs: "version takes no arguments"},
 		{args: []string{"validate", "--config", bad}, code: 1, errsOnce: `kubernetes.retries: line 2: "four" is not an integer`},
 		{args: []string{"validate", "--offline", "--config", bad}, code: 1, errsOnce: `kubernetes.retries: line 2: "four" is not an integer`},
@@ -71,6 +73,35 @@ func TestExitCodes(t *testing.T) {
 		}
 		if tc.code == 0 && errs.Len() > 0 {
 			t.Errorf("ductbot %q: exit 0 with stderr %q", tc.args, errs.String())
+		}
+	}
+}
+
+// Every command's --help and -h exit 0 and print its usage on stdout,
+// nothing on stderr.
+func TestHelpForEveryCommand(t *testing.T) {
+	var paths [][]string
+	var walk func(c *cobra.Command, path []string)
+	walk = func(c *cobra.Command, path []string) {
+		paths = append(paths, path)
+		for _, sub := range c.Commands() {
+			if sub.Hidden {
+				continue // dev and demo: they moved
+			}
+			walk(sub, append(append([]string(nil), path...), sub.Name()))
+		}
+	}
+	walk(newRoot(), nil)
+	if len(paths) < 7 {
+		t.Fatalf("only %d commands: %q", len(paths), paths)
+	}
+	for _, path := range paths {
+		for _, h := range []string{"--help", "-h"} {
+			args := append(append([]string(nil), path...), h)
+			var out, errs bytes.Buffer
+			if code := realMain(t.Context(), args, &out, &errs); code != 0 || errs.Len() > 0 || !strings.Contains(out.String(), "usage: ductbot") {
+				t.Errorf("ductbot %q: exit %d, stdout %q, stderr %q; want 0, the usage, nothing", args, code, out.String(), errs.String())
+			}
 		}
 	}
 }

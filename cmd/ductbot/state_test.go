@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -15,11 +17,18 @@ import (
 	"github.com/ductbot/ductbot/core/store/pgtest"
 )
 
-// runFunc lets TestMain hand pgtest a run of the tests wrapped by another
-// helper.
-type runFunc func() int
+func TestMain(m *testing.M) {
+	os.Exit(pgtest.RunTests(m))
+}
 
-func (f runFunc) Run() int { return f() }
+// runState runs `ductbot state ARGS...` and returns its error.
+func runState(ctx context.Context, args []string, out io.Writer) error {
+	root := newRoot()
+	root.SetArgs(append([]string{"state"}, args...))
+	root.SetOut(out)
+	root.SetErr(io.Discard)
+	return root.ExecuteContext(ctx)
+}
 
 // TestStateMigrate: `ductbot state migrate --from sqlite:PATH --to
 // postgres` copies an installation's state into an empty database, where
@@ -112,7 +121,7 @@ func TestStateMigrateUsage(t *testing.T) {
 		want string
 	}{
 		{nil, "usage:"},
-		{[]string{"copy"}, "usage:"},
+		{[]string{"copy"}, `unknown command "copy"`},
 		{[]string{"migrate", "--from", "sqlite:x.db"}, "say where from and where to"},
 		{[]string{"migrate", "--from", "sqlite:a.db", "--to", "sqlite:b.db"}, "one of --from and --to is postgres"},
 		{[]string{"migrate", "--from", "postgres", "--to", "postgres"}, "one of --from and --to is postgres"},
@@ -120,7 +129,7 @@ func TestStateMigrateUsage(t *testing.T) {
 		{[]string{"migrate", "--from", "sqlite:" + missing, "--to", "postgres", "--dsn-env", "DUCTBOT_TEST_STATE_DSN"}, "no such file"},
 		{[]string{"migrate", "--from", "postgres", "--to", "sqlite:" + missing}, "name the PostgreSQL URL's environment variable (--dsn-env)"},
 		{[]string{"migrate", "--from", "postgres", "--to", "sqlite:" + missing, "--dsn-env", "DUCTBOT_NO_SUCH_VAR"}, "DUCTBOT_NO_SUCH_VAR is not set"},
-		{[]string{"migrate", "--from", "postgres", "--to", "sqlite:x", "--bogus"}, "flag provided but not defined: -bogus"},
+		{[]string{"migrate", "--from", "postgres", "--to", "sqlite:x", "--bogus"}, "unknown flag: --bogus"},
 	} {
 		err := runState(t.Context(), tc.args, &bytes.Buffer{})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

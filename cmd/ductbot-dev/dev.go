@@ -3,18 +3,19 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
+
+	"github.com/ductbot/ductbot/cmd/internal/cli"
 	"github.com/ductbot/ductbot/core/k8s/localcluster"
 )
 
-// devState is what `ductbot dev cluster up` leaves for `env` and `down`.
+// devState is what `ductbot-dev cluster up` leaves for `env` and `down`.
 type devState struct {
 	Dir        string `json:"dir"`
 	Kubeconfig string `json:"kubeconfig"`
@@ -29,49 +30,61 @@ func devStatePath() (string, error) {
 	return filepath.Join(cache, "dev-cluster", "state.json"), nil
 }
 
-func runDev(ctx context.Context, args []string) error {
-	usageLine := "usage: ductbot dev install | dev cluster up|down|env"
-	if len(args) == 0 {
-		return usagef("%s", usageLine)
+func installCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "install",
+		Short: "build the local control plane's binaries into the cache (a no-op when they are there)",
+		Long: `Build the local control plane's binaries (etcd from Debian; kube-apiserver,
+controller-manager, scheduler, kwok and helm built from the module cache) into
+the cache outside the repository, the first time; a no-op afterwards.`,
+		Args: cli.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			bins, err := localcluster.Install(c.Context(), localcluster.InstallOptions{Build: true, Progress: os.Stderr})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "==> local control plane binaries ready:\n    %s\n    %s\n    %s\n    %s\n    %s\n    %s\n",
+				bins.Etcd, bins.APIServer, bins.ControllerManager, bins.Scheduler, bins.Kwok, bins.Helm)
+			return nil
+		},
 	}
-	switch args[0] {
-	case "install":
-		fs := flag.NewFlagSet("dev install", flag.ContinueOnError)
-		if err := parseFlags(fs, args[1:]); err != nil {
-			return err
-		}
-		bins, err := localcluster.Install(ctx, localcluster.InstallOptions{Build: true, Progress: os.Stderr})
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(os.Stderr, "==> local control plane binaries ready:\n    %s\n    %s\n    %s\n    %s\n    %s\n    %s\n",
-			bins.Etcd, bins.APIServer, bins.ControllerManager, bins.Scheduler, bins.Kwok, bins.Helm)
-		return nil
-	case "cluster":
-		if len(args) < 2 {
-			return usagef("%s", usageLine)
-		}
-		switch args[1] {
-		case "up":
-			return devClusterUp(ctx)
-		case "down":
-			return devClusterDown()
-		case "env":
+}
+
+func clusterCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "cluster",
+		Short: "run a local Kubernetes control plane (up, down, env)",
+	}
+	c.AddCommand(&cobra.Command{
+		Use:   "up",
+		Short: "run a local cluster in the foreground until Ctrl-C",
+		Args:  cli.NoArgs,
+		RunE:  func(c *cobra.Command, _ []string) error { return devClusterUp(c.Context()) },
+	}, &cobra.Command{
+		Use:   "down",
+		Short: "stop a local cluster whose up was killed without cleaning up",
+		Args:  cli.NoArgs,
+		RunE:  func(*cobra.Command, []string) error { return devClusterDown() },
+	}, &cobra.Command{
+		Use:   "env",
+		Short: "print the export KUBECONFIG=... line for the running local cluster",
+		Args:  cli.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
 			st, err := readDevState()
 			if err != nil {
 				return err
 			}
-			fmt.Printf("export KUBECONFIG=%s\n", st.Kubeconfig)
+			fmt.Fprintf(c.OutOrStdout(), "export KUBECONFIG=%s\n", st.Kubeconfig)
 			return nil
-		}
-	}
-	return usagef("%s", usageLine)
+		},
+	})
+	return c
 }
 
 // devClusterUp runs a local cluster in the foreground until interrupted.
 func devClusterUp(ctx context.Context) error {
 	if st, err := readDevState(); err == nil && anyAlive(st.PIDs) {
-		return fmt.Errorf("a local cluster is already running (kubeconfig %s); stop it with `ductbot dev cluster down`", st.Kubeconfig)
+		return fmt.Errorf("a local cluster is already running (kubeconfig %s); stop it with `ductbot-dev cluster down`", st.Kubeconfig)
 	}
 	bins, err := localcluster.Install(ctx, localcluster.InstallOptions{Build: true, Progress: os.Stderr})
 	if err != nil {
@@ -130,7 +143,7 @@ func readDevState() (devState, error) {
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return st, fmt.Errorf("no local cluster is running (start one with `ductbot dev cluster up`): %w", err)
+		return st, fmt.Errorf("no local cluster is running (start one with `ductbot-dev cluster up`): %w", err)
 	}
 	return st, json.Unmarshal(b, &st)
 }
@@ -142,8 +155,4 @@ func anyAlive(pids []int) bool {
 		}
 	}
 	return false
-}
-
-func signalContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }

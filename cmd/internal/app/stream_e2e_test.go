@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/ductbot/ductbot/cmd/internal/demo"
 	"github.com/ductbot/ductbot/config"
 	"github.com/ductbot/ductbot/core/gerrit/gerrittest"
 	"github.com/ductbot/ductbot/core/k8s/localcluster"
@@ -40,8 +41,8 @@ func TestStreamEndToEnd(t *testing.T) {
 	g.AddAccount("mallory", "Mallory", "mallory@example.org")
 	t.Setenv("DUCTBOT_DEMO_GERRIT_PASSWORD", "pw")
 
-	chartPath, _ := filepath.Abs("../../examples/chart/wikifunctions")
-	yaml := fmt.Sprintf(demoConfig, g.URL(), demoProject, chartPath, cluster.Kubeconfig, "127.0.0.1:0", filepath.Join(dir, "ductbot.db"))
+	chartPath, _ := filepath.Abs("../../../examples/chart/wikifunctions")
+	yaml := demo.Config(g.URL(), chartPath, cluster.Kubeconfig, "127.0.0.1:0", filepath.Join(dir, "ductbot.db"))
 	stream := fmt.Sprintf("poll_interval: 10m\n  stream_events: {address: %q, private_key_file: %q, known_hosts_file: %q}",
 		g.SSHAddr(), files.PrivateKeyFile, files.KnownHostsFile)
 	if !strings.Contains(yaml, "poll_interval: 2s") {
@@ -54,13 +55,13 @@ func TestStreamEndToEnd(t *testing.T) {
 	cfg.Kubernetes.NamespacePrefix = "e2s-"
 	in, typeLine := io.Pipe()
 	defer typeLine.Close()
-	a, err := newApp(context.Background(), cfg, appOptions{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), ConsoleIn: in, ConsoleOut: io.Discard})
+	a, err := New(context.Background(), cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), ConsoleIn: in, ConsoleOut: io.Discard})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- a.run(ctx, 10*time.Second) }()
+	go func() { done <- a.Run(ctx, 10*time.Second) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -97,7 +98,7 @@ func TestStreamEndToEnd(t *testing.T) {
 		return false
 	}
 
-	untrusted := g.CreateChange(demoProject, "master", "Speed up the echo builtin", "mallory")
+	untrusted := g.CreateChange(demo.Project, "master", "Speed up the echo builtin", "mallory")
 	waitUntil("the untrusted upload's notice", 20*time.Second, func() bool {
 		return review(untrusted, func(r gerrittest.RecordedReview) bool {
 			return strings.Contains(r.Message, "did not deploy this patch set") && len(r.Labels) == 0
@@ -107,7 +108,7 @@ func TestStreamEndToEnd(t *testing.T) {
 		t.Errorf("the untrusted upload got %d runs, want none", n)
 	}
 
-	trusted := g.CreateChange(demoProject, "master", "Add Z801 echo function", "alice")
+	trusted := g.CreateChange(demo.Project, "master", "Add Z801 echo function", "alice")
 	waitUntil("the trusted upload's run", 20*time.Second, func() bool { return runsOf(trusted) == 1 })
 	waitUntil("the trusted upload's vote", 3*time.Minute, func() bool {
 		return review(trusted, func(r gerrittest.RecordedReview) bool { return r.Labels["Verified"] == 1 })

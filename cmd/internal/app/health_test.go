@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/ductbot/ductbot/bot/adapters/slack"
 	"github.com/ductbot/ductbot/bot/chat"
+	"github.com/ductbot/ductbot/cmd/internal/buildinfo"
 	"github.com/ductbot/ductbot/core/metrics"
 	"github.com/ductbot/ductbot/core/store"
 	"github.com/ductbot/ductbot/web"
@@ -49,7 +50,7 @@ func TestReadyzFailsAfterSlackInvalidAuth(t *testing.T) {
 	t.Cleanup(func() { st.Close() })
 	m := metrics.New()
 	h := newChatHealth(m, log)
-	a := &app{chat: h}
+	a := &App{chat: h}
 	ws := httptest.NewServer(web.New(web.Options{Store: st, Metrics: m, Logger: log,
 		Ready: func(ctx context.Context) error {
 			if err := a.chat.ready(); err != nil {
@@ -89,7 +90,7 @@ func TestReadyzFailsAfterSlackInvalidAuth(t *testing.T) {
 // web.metrics_listen serves /metrics alone, build_info included.
 func TestMetricsHandler(t *testing.T) {
 	m := metrics.New()
-	m.BuildInfo.WithLabelValues(buildVersion()).Set(1)
+	m.BuildInfo.WithLabelValues(buildinfo.Get()).Set(1)
 	srv := httptest.NewServer(metricsHandler(m))
 	t.Cleanup(srv.Close)
 	resp, err := http.Get(srv.URL + "/metrics")

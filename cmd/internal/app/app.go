@@ -1,4 +1,10 @@
-package main
+// Package app is ductbot assembled from a configuration: the store, the
+// Kubernetes and Gerrit clients, the pipeline, the chat adapters, the
+// sweeps and the web server, wired and run. The production command
+// (cmd/ductbot) and the development command's demo (cmd/ductbot-dev) both
+// run it; only cmd/ductbot-dev links the local control plane and the
+// Gerrit test server.
+package app
 
 import (
 	"context"
@@ -16,6 +22,7 @@ import (
 	"github.com/ductbot/ductbot/bot/adapters/irc"
 	"github.com/ductbot/ductbot/bot/adapters/slack"
 	"github.com/ductbot/ductbot/bot/commands"
+	"github.com/ductbot/ductbot/cmd/internal/buildinfo"
 	"github.com/ductbot/ductbot/config"
 	"github.com/ductbot/ductbot/core/gerrit"
 	"github.com/ductbot/ductbot/core/k8s"
@@ -26,8 +33,8 @@ import (
 	"github.com/ductbot/ductbot/web"
 )
 
-// app is ductbot assembled from a configuration: every piece, wired.
-type app struct {
+// App is ductbot assembled from a configuration: every piece, wired.
+type App struct {
 	cfg      *config.Config
 	log      *slog.Logger
 	store    *store.Store
@@ -46,8 +53,8 @@ type app struct {
 	chat     *chatHealth
 }
 
-// appOptions are what the demo and tests change.
-type appOptions struct {
+// Options are what the demo and tests change.
+type Options struct {
 	Logger *slog.Logger
 	// ConsoleIn and ConsoleOut drive the console chat adapter when
 	// chat.console is on; default stdin/stdout.
@@ -57,19 +64,19 @@ type appOptions struct {
 	Lease leader.Options
 }
 
-// newApp opens the store, loads the chart, connects the clients and builds
+// New opens the store, loads the chart, connects the clients and builds
 // the engine, the chat adapters and the web server. Nothing runs yet.
-func newApp(ctx context.Context, cfg *config.Config, o appOptions) (_ *app, err error) {
+func New(ctx context.Context, cfg *config.Config, o Options) (_ *App, err error) {
 	log := o.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	a := &app{cfg: cfg, log: log, metrics: metrics.New()}
+	a := &App{cfg: cfg, log: log, metrics: metrics.New()}
 	a.chat = newChatHealth(a.metrics, log)
-	a.metrics.BuildInfo.WithLabelValues(buildVersion()).Set(1)
+	a.metrics.BuildInfo.WithLabelValues(buildinfo.Get()).Set(1)
 	defer func() {
 		if err != nil {
-			a.close()
+			a.Close()
 		}
 	}()
 	if a.store, err = openState(ctx, cfg.State); err != nil {
@@ -188,7 +195,7 @@ func newApp(ctx context.Context, cfg *config.Config, o appOptions) (_ *app, err 
 	return a, nil
 }
 
-func (a *app) buildAdapters(o appOptions) error {
+func (a *App) buildAdapters(o Options) error {
 	cfg := a.cfg.Chat
 	if cfg.Console {
 		a.adapters = append(a.adapters, console.New(console.Config{In: o.ConsoleIn, Out: o.ConsoleOut}))
@@ -217,7 +224,7 @@ func (a *app) buildAdapters(o appOptions) error {
 	return nil
 }
 
-// run runs everything until ctx ends, then shuts down in order: stop taking
+// Run runs everything until ctx ends, then shuts down in order: stop taking
 // work (poller, chat, sweeps), let in-flight steps finish within the grace
 // period, stop the web server, close the store.
 //
@@ -226,8 +233,8 @@ func (a *app) buildAdapters(o appOptions) error {
 // once and run returns leader.ErrLost without waiting for in-flight steps:
 // the process exits and comes back as a follower, and the new leader
 // resumes the unfinished runs.
-func (a *app) run(ctx context.Context, grace time.Duration) error {
-	defer a.close()
+func (a *App) Run(ctx context.Context, grace time.Duration) error {
+	defer a.Close()
 	ln, err := net.Listen("tcp", a.cfg.Web.Listen)
 	if err != nil {
 		return fmt.Errorf("web.listen %s: %w", a.cfg.Web.Listen, err)
@@ -290,10 +297,16 @@ func (a *app) run(ctx context.Context, grace time.Duration) error {
 	return errors.Join(all...)
 }
 
+// Store is the state ductbot reads and writes.
+func (a *App) Store() *store.Store { return a.store }
+
+// SweepOnce runs one cleanup sweep now, as `ductbot sweep` does.
+func (a *App) SweepOnce(ctx context.Context) error { return a.sweeps.runOnce(ctx) }
+
 // lead is the work one ductbot does: watching Gerrit, chat, the cleanup
 // sweeps and the engine, until ctx ends; then no new sweep starts and
 // in-flight steps get the grace period.
-func (a *app) lead(ctx context.Context, grace time.Duration, goRun func(string, func() error)) error {
+func (a *App) lead(ctx context.Context, grace time.Duration, goRun func(string, func() error)) error {
 	goRun("gerrit poller", func() error { return a.poller.Run(ctx, a.engine.HandleChange) })
 	if a.stream != nil {
 		goRun("gerrit stream", func() error { return a.stream.Run(ctx) })
@@ -309,14 +322,15 @@ func (a *app) lead(ctx context.Context, grace time.Duration, goRun func(string, 
 }
 
 // ready is /readyz: no chat adapter has given up, and the cluster answers.
-func (a *app) ready(ctx context.Context) error {
+func (a *App) ready(ctx context.Context) error {
 	if err := a.chat.ready(); err != nil {
 		return err
 	}
 	return a.cluster.Reachable(ctx)
 }
 
-func (a *app) close() {
+// Close releases what New opened; Run closes it too.
+func (a *App) Close() {
 	if a.webLn != nil {
 		a.webLn.Close()
 	}

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -15,14 +15,14 @@ import (
 type sweepSchedule struct {
 	sweeper *cleanup.Sweeper
 	spec    string
-	app     *app
+	app     *App
 	cron    *cron.Cron
 }
 
 // newSweepSchedule builds the sweep from cleanup.*, tearing environments
 // down through the engine; start schedules it. Chat's !sweep runs the same
 // sweeper through pipeline.Service.
-func newSweepSchedule(a *app, announcer *adapters.Announcer) (*sweepSchedule, error) {
+func newSweepSchedule(a *App, announcer *adapters.Announcer) (*sweepSchedule, error) {
 	cc := a.cfg.Cleanup
 	var channels []string
 	for _, p := range a.cfg.Projects {

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"bytes"
@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -17,15 +16,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/ductbot/ductbot/cmd/internal/demo"
 	"github.com/ductbot/ductbot/config"
 	"github.com/ductbot/ductbot/core/gerrit/gerrittest"
 	"github.com/ductbot/ductbot/core/k8s/localcluster"
-	"github.com/ductbot/ductbot/core/store/pgtest"
 )
-
-func TestMain(m *testing.M) {
-	os.Exit(pgtest.RunTests(runFunc(func() int { return localcluster.RunTests(m) })))
-}
 
 // syncBuffer is the console's output, read while ductbot writes it.
 type syncBuffer struct {
@@ -55,11 +50,11 @@ func TestChatEnvEndToEnd(t *testing.T) {
 	defer g.Close()
 	g.AddAccount("mallory", "Mallory", "mallory@example.org")
 	// An untrusted upload: nothing is deployed until someone asks in chat.
-	change := g.CreateChange(demoProject, "master", "Speed up the echo builtin", "mallory")
+	change := g.CreateChange(demo.Project, "master", "Speed up the echo builtin", "mallory")
 	t.Setenv("DUCTBOT_DEMO_GERRIT_PASSWORD", "pw")
 
-	chartPath, _ := filepath.Abs("../../examples/chart/wikifunctions")
-	cfg, err := config.Parse([]byte(fmt.Sprintf(demoConfig, g.URL(), demoProject, chartPath, cluster.Kubeconfig,
+	chartPath, _ := filepath.Abs("../../../examples/chart/wikifunctions")
+	cfg, err := config.Parse([]byte(demo.Config(g.URL(), chartPath, cluster.Kubeconfig,
 		"127.0.0.1:0", filepath.Join(t.TempDir(), "ductbot.db"))))
 	if err != nil {
 		t.Fatal(err)
@@ -69,13 +64,13 @@ func TestChatEnvEndToEnd(t *testing.T) {
 	in, typeLine := io.Pipe()
 	out := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	a, err := newApp(context.Background(), cfg, appOptions{Logger: log, ConsoleIn: in, ConsoleOut: out})
+	a, err := New(context.Background(), cfg, Options{Logger: log, ConsoleIn: in, ConsoleOut: out})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- a.run(ctx, 10*time.Second) }()
+	go func() { done <- a.Run(ctx, 10*time.Second) }()
 	defer func() {
 		cancel()
 		typeLine.Close()

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/ductbot/ductbot/cmd/internal/demo"
 	"github.com/ductbot/ductbot/config"
 	"github.com/ductbot/ductbot/core/gerrit/gerrittest"
 	"github.com/ductbot/ductbot/core/k8s/localcluster"
@@ -109,7 +110,7 @@ func kubeconfigVia(t *testing.T, kubeconfig string) (string, *cutProxy) {
 
 // haReplica is one ductbot process of a highly available installation.
 type haReplica struct {
-	a    *app
+	a    *App
 	url  string
 	logs *syncBuffer
 	stop context.CancelFunc
@@ -132,7 +133,7 @@ func TestHAFailover(t *testing.T) {
 	g.AddAccount("alice", "Alice Developer", "alice@example.org")
 	t.Setenv("DUCTBOT_DEMO_GERRIT_PASSWORD", "pw")
 	t.Setenv("DUCTBOT_HA_TEST_DSN", dsn)
-	chartPath, _ := filepath.Abs("../../examples/chart/wikifunctions")
+	chartPath, _ := filepath.Abs("../../../examples/chart/wikifunctions")
 	lease := fmt.Sprintf("ha-test-%d", os.Getpid())
 	const leaseDuration = 4 * time.Second
 
@@ -144,7 +145,7 @@ func TestHAFailover(t *testing.T) {
 		}
 		addr := ln.Addr().String()
 		ln.Close()
-		cfg, err := config.Parse([]byte(fmt.Sprintf(demoConfig, g.URL(), demoProject, chartPath, kubeconfig, addr, "unused.db")))
+		cfg, err := config.Parse([]byte(demo.Config(g.URL(), chartPath, kubeconfig, addr, "unused.db")))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -157,7 +158,7 @@ func TestHAFailover(t *testing.T) {
 			t.Fatal(errs)
 		}
 		logs := &syncBuffer{}
-		a, err := newApp(context.Background(), cfg, appOptions{
+		a, err := New(context.Background(), cfg, Options{
 			Logger: slog.New(slog.NewTextHandler(logs, nil)),
 			Lease: leader.Options{Client: leaseClient, Identity: name,
 				LeaseDuration: leaseDuration, RenewDeadline: 2 * time.Second, RetryPeriod: 500 * time.Millisecond},
@@ -167,7 +168,7 @@ func TestHAFailover(t *testing.T) {
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		r := &haReplica{a: a, url: "http://" + addr, logs: logs, stop: cancel, done: make(chan error, 1)}
-		go func() { r.done <- a.run(ctx, time.Minute) }()
+		go func() { r.done <- a.Run(ctx, time.Minute) }()
 		t.Cleanup(func() {
 			cancel()
 			select {
@@ -228,7 +229,7 @@ func TestHAFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	change := g.CreateChange(demoProject, "master", "Cache evaluator results SLOW", "alice")
+	change := g.CreateChange(demo.Project, "master", "Cache evaluator results SLOW", "alice")
 	var runID int64
 	wait("a tests the patch set", 2*time.Minute, func() bool {
 		runs, err := st.ListRuns(t.Context(), store.RunFilter{Change: change})
