@@ -188,7 +188,24 @@ type HA struct {
 	// LeaseNamespace is where the Lease lives; default the namespace of the
 	// pod ductbot runs in.
 	LeaseNamespace string `yaml:"lease_namespace"`
+	// LeaseDuration is how long the followers wait after the leader's last
+	// renewal before one takes over (whole seconds; default 15s): with
+	// retry_period, how long the gate is down when the leader's node dies.
+	// RenewDeadline is how long the leader keeps trying to renew before it
+	// stops working (default 10s; at least 2s shorter than lease_duration),
+	// and RetryPeriod the time between tries (default 2s; shorter than
+	// renew_deadline). The defaults are Kubernetes' own controllers'.
+	LeaseDuration Duration `yaml:"lease_duration"`
+	RenewDeadline Duration `yaml:"renew_deadline"`
+	RetryPeriod   Duration `yaml:"retry_period"`
 }
+
+// Defaults of the ha timings.
+const (
+	DefaultLeaseDuration = 15 * time.Second
+	DefaultRenewDeadline = 10 * time.Second
+	DefaultRetryPeriod   = 2 * time.Second
+)
 
 // Report controls the Gerrit review of each run.
 type Report struct {

@@ -41,6 +41,10 @@ func TestValidateStateAndHA(t *testing.T) {
 		{"bad lease name", "state: {driver: postgres, dsn_env: DUCTBOT_TEST_DSN}\nha: {enabled: true, lease_name: Leader_1}", `ha.lease_name: "Leader_1" is not a Kubernetes object name`},
 		{"bad lease namespace", "state: {driver: postgres, dsn_env: DUCTBOT_TEST_DSN}\nha: {enabled: true, lease_namespace: Prod.ns}", `ha.lease_namespace: "Prod.ns" is not a Kubernetes namespace name`},
 		{"ha key misspelt", "ha: {enable: true}", "ha.enable: line 6: unknown key; did you mean enabled?"},
+		{"ha timings", "state: {driver: postgres, dsn_env: DUCTBOT_TEST_DSN}\nha: {enabled: true, lease_duration: 4s, renew_deadline: 2s, retry_period: 500ms}", ""},
+		{"lease in fractions", "state: {driver: postgres, dsn_env: DUCTBOT_TEST_DSN}\nha: {enabled: true, lease_duration: 4500ms, renew_deadline: 2s}", "ha.lease_duration: 4.5s: want whole seconds"},
+		{"no margin", "state: {driver: postgres, dsn_env: DUCTBOT_TEST_DSN}\nha: {enabled: true, lease_duration: 10s}", "ha.renew_deadline: 10s: want at least 2s shorter than ha.lease_duration (10s)"},
+		{"retry too slow", "state: {driver: postgres, dsn_env: DUCTBOT_TEST_DSN}\nha: {enabled: true, retry_period: 10s}", "ha.retry_period: 10s: want more than 0 and shorter than ha.renew_deadline (10s)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(minimal + tc.extra))

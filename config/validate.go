@@ -107,6 +107,15 @@ func (c *Config) applyDefaults() {
 	if c.HA.LeaseName == "" {
 		c.HA.LeaseName = c.Kubernetes.Instance + "-leader"
 	}
+	if c.HA.LeaseDuration == 0 {
+		c.HA.LeaseDuration = Duration(DefaultLeaseDuration)
+	}
+	if c.HA.RenewDeadline == 0 {
+		c.HA.RenewDeadline = Duration(DefaultRenewDeadline)
+	}
+	if c.HA.RetryPeriod == 0 {
+		c.HA.RetryPeriod = Duration(DefaultRetryPeriod)
+	}
 	if c.Report.NotifyOnSuccess == "" {
 		c.Report.NotifyOnSuccess = "NONE"
 	}
@@ -409,6 +418,15 @@ func validateState(c *Config, add func(path, format string, args ...any)) {
 	}
 	if n := c.HA.LeaseNamespace; n != "" && (len(n) > 63 || !labelValue.MatchString(n)) {
 		add("ha.lease_namespace", "%q is not a Kubernetes namespace name: lower-case letters, digits and '-', at most 63 characters", n)
+	}
+	// The rules of core/leader.New, reported with their keys.
+	switch ha := c.HA; {
+	case ha.LeaseDuration < Duration(2*time.Second) || ha.LeaseDuration.D()%time.Second != 0:
+		add("ha.lease_duration", "%s: want whole seconds, at least 2s (the Lease records times to the second)", ha.LeaseDuration.D())
+	case ha.LeaseDuration.D()-ha.RenewDeadline.D() < 2*time.Second:
+		add("ha.renew_deadline", "%s: want at least 2s shorter than ha.lease_duration (%s), the safety margin before a follower may take over", ha.RenewDeadline.D(), ha.LeaseDuration.D())
+	case ha.RetryPeriod <= 0 || ha.RetryPeriod >= ha.RenewDeadline:
+		add("ha.retry_period", "%s: want more than 0 and shorter than ha.renew_deadline (%s)", ha.RetryPeriod.D(), ha.RenewDeadline.D())
 	}
 }
 
