@@ -51,9 +51,11 @@ type Options struct {
 	// Self is ductbot's own Gerrit account: its comments never trigger
 	// anything, and only its messages count as reviews already posted.
 	Self *gerrit.Account
-	// Leading, when set, is asked right before each review is posted; if
-	// it says false (this replica lost or may have lost the leader lease)
-	// the review is left for the leader, the run staying in reporting.
+	// Leading, when set, is asked right before each review is posted and
+	// each write of a running run's progress (its state, its environment's
+	// status, its test logs); if it says false (this replica lost or may
+	// have lost the leader lease) the review and the write are left to the
+	// leader, which resumes the run from the store.
 	Leading func() bool
 }
 

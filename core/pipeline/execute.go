@@ -95,8 +95,10 @@ func (e *Engine) deploy(ctx context.Context, r *run.Run, env *run.Env) {
 	}
 	e.saveRun(r)
 	e.setEnvStatus(env, run.EnvDeploying)
-	if err := e.store.SetEnvDeployed(context.WithoutCancel(ctx), env.Name, r.PatchSet, r.Revision, r.Matrix); err != nil {
-		log.Error("recording what the environment runs", "err", err)
+	if !e.notLeading("recording what the environment runs", runAttrs(r)) {
+		if err := e.store.SetEnvDeployed(context.WithoutCancel(ctx), env.Name, r.PatchSet, r.Revision, r.Matrix); err != nil {
+			log.Error("recording what the environment runs", "err", err)
+		}
 	}
 	values, err := e.plan.Values(r.Matrix, EnvData{
 		Env: env.Name, Namespace: env.Namespace, Release: env.Release, Change: r.Change, URL: env.URL, Subject: r.Subject,
@@ -223,7 +225,7 @@ func (e *Engine) test(ctx context.Context, r *run.Run, env *run.Env) {
 		return // execute records why; the cluster stopped the test pods
 	}
 	e.metrics.TestDuration.WithLabelValues(e.metrics.Project(r.Project)).Observe(e.now().Sub(start).Seconds())
-	if res != nil && len(res.Pods) > 0 {
+	if res != nil && len(res.Pods) > 0 && !e.notLeading("saving test logs", runAttrs(r)) {
 		if perr := e.store.PutTestLogs(context.WithoutCancel(ctx), r.ID, testLogs(r.ID, res.Pods)); perr != nil {
 			log.Error("saving test logs", "err", perr)
 		}
@@ -270,9 +272,14 @@ func (e *Engine) end(r *run.Run, env *run.Env, result run.Result, detail string)
 // saveRun persists the run. The run is this goroutine's alone, so writing
 // it whole is safe; a store that keeps failing is logged and the run goes
 // on in memory (the next save, or a restart's resume, catches up).
+//
+// A replica that no longer leads (ha) writes nothing: see notLeading.
 func (e *Engine) saveRun(r *run.Run) {
 	var err error
 	for attempt := range 3 {
+		if e.notLeading("saving the run", runAttrs(r)) {
+			return
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		err = e.store.UpdateRun(ctx, r)
 		cancel()
@@ -287,6 +294,9 @@ func (e *Engine) saveRun(r *run.Run) {
 // setEnvStatus writes the environment's status, and only that: other
 // fields (protection, expiry) have their own writers.
 func (e *Engine) setEnvStatus(env *run.Env, status run.EnvStatus) {
+	if e.notLeading("saving environment status", []any{"env", env.Name, "status", status}) {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := e.store.SetEnvStatus(ctx, env.Name, status, e.now().UTC()); err != nil {
@@ -294,6 +304,21 @@ func (e *Engine) setEnvStatus(env *run.Env, status run.EnvStatus) {
 		return
 	}
 	env.Status = status
+}
+
+// notLeading reports whether this replica, with ha, is not (or may no
+// longer be) the leader, and logs that it holds back what. A leader that
+// lost the lease while a run's step went on (paused past the lease, cut off
+// from the API server) must not write that run's progress over what the
+// new leader, which resumed the run from the store, writes: like the
+// review, each write of a run's state, its environment's status and its
+// test logs is checked right before it is made. Without ha, always false.
+func (e *Engine) notLeading(what string, attrs []any) bool {
+	if e.leading == nil || e.leading() {
+		return false
+	}
+	e.log.Warn("not "+what+": this replica is not the leader (any more); the leader resumes the run from the store", attrs...)
+	return true
 }
 
 func envLabels(env *run.Env, r *run.Run) map[string]string {

@@ -55,6 +55,7 @@ type harness struct {
 	metrics *metrics.Metrics
 	grace   time.Duration    // how long stop lets in-flight steps finish
 	now     func() time.Time // the engine's clock; nil: time.Now
+	leading func() bool      // the engine's Options.Leading; nil: no ha
 	cancel  context.CancelFunc
 	done    chan struct{}
 }
@@ -136,6 +137,7 @@ func (h *harness) start() {
 	h.engine = pipeline.New(pipeline.Options{Metrics: h.metrics,
 		Config: h.cfg, Chart: ch, Store: h.store, Cluster: h.kube, Gerrit: h.client,
 		Announcer: h.ann, Self: self, Logger: slog.New(slog.NewTextHandler(testLog{h.t}, nil)), Now: h.now,
+		Leading: h.leading,
 	})
 	h.service = pipeline.NewService(h.engine, nil)
 	poller := gerrit.NewPoller(h.client, gerrit.PollOptions{
