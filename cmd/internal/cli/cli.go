@@ -75,6 +75,21 @@ func Root(root *cobra.Command) *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return Usagef("%s%w (see %s --help)", where(c), err, c.CommandPath())
 	})
+	root.SetHelpCommand(&cobra.Command{
+		Use:   "help [COMMAND]",
+		Short: "help about a command",
+		Long:  "Print a command's description, usage and flags.",
+		// Added by cobra when it runs, after the walk below.
+		DisableFlagsInUseLine: true,
+		RunE: func(c *cobra.Command, args []string) error {
+			cmd, rest, err := c.Root().Find(args)
+			if err != nil || cmd == nil || len(rest) > 0 {
+				return Usagef("help: unknown command %q (see %s --help)", strings.Join(args, " "), c.Root().Name())
+			}
+			cmd.InitDefaultHelpFlag()
+			return cmd.Help()
+		},
+	})
 	var walk func(*cobra.Command)
 	walk = func(c *cobra.Command) {
 		c.DisableFlagsInUseLine = true // each Use names its flags
@@ -127,8 +142,14 @@ func where(c *cobra.Command) string {
 // Execute runs root (prepared by Root) with args and returns the exit
 // status, printing an error once on stderr, prefixed with the root's name.
 func Execute(ctx context.Context, root *cobra.Command, args []string, stdout, stderr io.Writer) int {
-	if args == nil {
-		args = []string{} // cobra would read os.Args
+	args = append([]string{}, args...) // not nil: cobra would read os.Args
+	for i, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "-help" {
+			args[i] = "--help" // the Go flag package's spelling, which ductbot took before cobra
+		}
 	}
 	root.SetArgs(args)
 	root.SetOut(stdout)
