@@ -24,9 +24,28 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ductbot/ductbot/core/k8s/localcluster"
+	"github.com/ductbot/ductbot/core/store/pgtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(localcluster.RunTests(m)) }
+func TestMain(m *testing.M) {
+	code := pgtest.RunTests(runFunc(func() int { return localcluster.RunTests(m) }))
+	for _, f := range afterTests {
+		f()
+	}
+	os.Exit(code)
+}
+
+// runFunc lets pgtest stop its server after the tests that the local
+// cluster's RunTests ran.
+type runFunc func() int
+
+func (f runFunc) Run() int { return f() }
+
+var afterTests []func()
+
+// AfterTests runs f once all the tests ran (the external tests' shared
+// files, such as the ductbot binary they build).
+func AfterTests(f func()) { afterTests = append(afterTests, f) }
 
 // Short timings, so that a takeover takes seconds.
 const (
