@@ -76,7 +76,7 @@ func TestStateMigrate(t *testing.T) {
 	if err := runState(ctx, args, &out); err != nil {
 		t.Fatalf("state migrate: %v", err)
 	}
-	if want := "copied 2 runs (1 test logs, 0 reply targets), 1 environments, 1 change cursors, 1 meta values; run ids continue after 2"; !strings.Contains(out.String(), want) {
+	if want := "copied 2 runs (1 test logs, 0 reply targets), 1 environments, 1 change cursors, 0 dependencies, 1 meta values; run ids continue after 2"; !strings.Contains(out.String(), want) {
 		t.Errorf("output %q, want it to say %q", out.String(), want)
 	}
 	if strings.Contains(out.String(), "postgres@") {
