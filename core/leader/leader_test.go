@@ -269,6 +269,7 @@ func TestOptions(t *testing.T) {
 		{Client: fakeClient(), Namespace: "ns", Name: "l", LeaseDuration: 10 * time.Second, RenewDeadline: 10 * time.Second},
 		{Client: fakeClient(), Namespace: "ns", Name: "l", LeaseDuration: 10 * time.Second, RenewDeadline: 9 * time.Second},
 		{Client: fakeClient(), Namespace: "ns", Name: "l", RetryPeriod: 10 * time.Second},
+		{Client: fakeClient(), Namespace: "ns", Name: "l", LeaseDuration: 5 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 2500 * time.Millisecond}, // client-go: renew deadline > 1.2 x retry
 	} {
 		if _, err := New(o); err == nil {
 			t.Errorf("New(%+v) succeeded", o)
