@@ -193,8 +193,10 @@ type HA struct {
 	// retry_period, how long the gate is down when the leader's node dies.
 	// RenewDeadline is how long the leader keeps trying to renew before it
 	// stops working (default 10s; at least 2s shorter than lease_duration),
-	// and RetryPeriod the time between tries (default 2s; shorter than
-	// renew_deadline). The defaults are Kubernetes' own controllers'.
+	// and RetryPeriod the time between tries (default 1s; renew_deadline
+	// longer than 1.2 times it). A follower takes over up to
+	// lease_duration + 4.4 retry periods after the leader's last renewal
+	// (client-go stretches each retry period by up to 2.2 times).
 	LeaseDuration Duration `yaml:"lease_duration"`
 	RenewDeadline Duration `yaml:"renew_deadline"`
 	RetryPeriod   Duration `yaml:"retry_period"`
@@ -204,7 +206,7 @@ type HA struct {
 const (
 	DefaultLeaseDuration = 15 * time.Second
 	DefaultRenewDeadline = 10 * time.Second
-	DefaultRetryPeriod   = 2 * time.Second
+	DefaultRetryPeriod   = 1 * time.Second
 )
 
 // Report controls the Gerrit review of each run.

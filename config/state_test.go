@@ -44,7 +44,8 @@ func TestValidateStateAndHA(t *testing.T) {
 		{"ha timings", "state: {driver: postgres, dsn_env: DUCTBOT_TEST_DSN}\nha: {enabled: true, lease_duration: 4s, renew_deadline: 2s, retry_period: 500ms}", ""},
 		{"lease in fractions", "state: {driver: postgres, dsn_env: DUCTBOT_TEST_DSN}\nha: {enabled: true, lease_duration: 4500ms, renew_deadline: 2s}", "ha.lease_duration: 4.5s: want whole seconds"},
 		{"no margin", "state: {driver: postgres, dsn_env: DUCTBOT_TEST_DSN}\nha: {enabled: true, lease_duration: 10s}", "ha.renew_deadline: 10s: want at least 2s shorter than ha.lease_duration (10s)"},
-		{"retry too slow", "state: {driver: postgres, dsn_env: DUCTBOT_TEST_DSN}\nha: {enabled: true, retry_period: 10s}", "ha.retry_period: 10s: want more than 0 and shorter than ha.renew_deadline (10s)"},
+		{"retry too slow", "state: {driver: postgres, dsn_env: DUCTBOT_TEST_DSN}\nha: {enabled: true, retry_period: 10s}", "ha.retry_period: 10s: want more than 0, and ha.renew_deadline (10s) longer than 1.2 times it"},
+		{"retry without room for jitter", "state: {driver: postgres, dsn_env: DUCTBOT_TEST_DSN}\nha: {enabled: true, lease_duration: 5s, renew_deadline: 3s, retry_period: 2500ms}", "ha.retry_period: 2.5s: want more than 0, and ha.renew_deadline (3s) longer than 1.2 times it"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(minimal + tc.extra))

@@ -425,8 +425,8 @@ func validateState(c *Config, add func(path, format string, args ...any)) {
 		add("ha.lease_duration", "%s: want whole seconds, at least 2s (the Lease records times to the second)", ha.LeaseDuration.D())
 	case ha.LeaseDuration.D()-ha.RenewDeadline.D() < 2*time.Second:
 		add("ha.renew_deadline", "%s: want at least 2s shorter than ha.lease_duration (%s), the safety margin before a follower may take over", ha.RenewDeadline.D(), ha.LeaseDuration.D())
-	case ha.RetryPeriod <= 0 || ha.RetryPeriod >= ha.RenewDeadline:
-		add("ha.retry_period", "%s: want more than 0 and shorter than ha.renew_deadline (%s)", ha.RetryPeriod.D(), ha.RenewDeadline.D())
+	case ha.RetryPeriod <= 0 || ha.RenewDeadline.D() <= time.Duration(1.2*float64(ha.RetryPeriod)):
+		add("ha.retry_period", "%s: want more than 0, and ha.renew_deadline (%s) longer than 1.2 times it (client-go's jitter)", ha.RetryPeriod.D(), ha.RenewDeadline.D())
 	}
 }
 
