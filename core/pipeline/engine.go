@@ -391,8 +391,13 @@ func (e *Engine) enqueue(ctx context.Context, r *run.Run, env *run.Env, replyTo 
 		e.log.Error("superseding older runs", append(runAttrs(r), "err", err)...)
 	}
 	e.mu.Lock()
-	e.queue = append(e.queue, queued{r.ID, r.Env})
-	pos := len(e.queue)
+	// resume, at start, may have read the run from the store and queued
+	// it already: each run is queued once.
+	pos := slices.IndexFunc(e.queue, func(q queued) bool { return q.id == r.ID }) + 1
+	if _, running := e.active[r.ID]; pos == 0 && !running {
+		e.queue = append(e.queue, queued{r.ID, r.Env})
+		pos = len(e.queue)
+	}
 	e.metrics.QueueDepth.Set(float64(len(e.queue)))
 	e.mu.Unlock()
 	e.log.Info("run queued", append(runAttrs(r), "position", pos, "trigger", r.Trigger)...)
