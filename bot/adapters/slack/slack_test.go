@@ -128,7 +128,13 @@ func TestMentionGetsThreadedReplyOnce(t *testing.T) {
 	if f.handled.Load() != 2 {
 		t.Fatalf("handled %d events, want 2 (the duplicate dropped)", f.handled.Load())
 	}
+	// The two replies are posted concurrently: find the one to !ping.
 	p := posts[0]
+	for _, q := range posts {
+		if strings.Contains(q.text, "said !ping") {
+			p = q
+		}
+	}
 	if p.channel != "C1" || p.thread != "100.5" {
 		t.Errorf("reply went to %q thread %q, want C1 thread 100.5", p.channel, p.thread)
 	}
