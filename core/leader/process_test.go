@@ -104,7 +104,9 @@ type fleet struct {
 
 func newFleet(t testing.TB) *fleet {
 	t.Helper()
-	f := &fleet{t: t, bin: ductbotBinary(t), cluster: localcluster.Shared(t), dsn: pgtest.NewDatabase(t), dir: t.TempDir()}
+	// The cluster first: under -short it skips the test, before the build.
+	f := &fleet{t: t, cluster: localcluster.Shared(t), dsn: pgtest.NewDatabase(t), dir: t.TempDir()}
+	f.bin = ductbotBinary(t)
 	n := fleetN.Add(1)
 	f.lease = fmt.Sprintf("failover-%d-%d", os.Getpid(), n)
 	f.instance = fmt.Sprintf("fo%d-%d", os.Getpid()%100000, n)
