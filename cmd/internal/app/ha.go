@@ -15,9 +15,10 @@ import (
 const serviceAccountNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 // newElector makes the leader elector ha asks for, on a Lease in the
-// cluster ductbot deploys to; nil when ha is off. base sets what the
-// configuration does not (timings, identity, logger; tests shorten the
-// timings and may give the Lease a client of its own).
+// cluster ductbot deploys to; nil when ha is off. The timings are
+// ha.lease_duration, ha.renew_deadline and ha.retry_period (base's where
+// the configuration leaves one 0); base sets the identity and logger, and
+// tests may give the Lease a client of its own.
 func newElector(cfg *config.Config, cluster *k8s.Client, base leader.Options) (*leader.Elector, error) {
 	if !cfg.HA.Enabled {
 		return nil, nil
@@ -35,6 +36,15 @@ func newElector(cfg *config.Config, cluster *k8s.Client, base leader.Options) (*
 		o.Client = cluster.Clientset()
 	}
 	o.Namespace, o.Name = ns, cfg.HA.LeaseName
+	if d := cfg.HA.LeaseDuration.D(); d > 0 {
+		o.LeaseDuration = d
+	}
+	if d := cfg.HA.RenewDeadline.D(); d > 0 {
+		o.RenewDeadline = d
+	}
+	if d := cfg.HA.RetryPeriod.D(); d > 0 {
+		o.RetryPeriod = d
+	}
 	o.Labels = map[string]string{k8s.LabelManagedBy: "ductbot", k8s.LabelInstance: cfg.Kubernetes.Instance}
 	e, err := leader.New(o)
 	if err != nil {

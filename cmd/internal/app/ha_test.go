@@ -150,7 +150,9 @@ func TestHAFailover(t *testing.T) {
 			t.Fatal(err)
 		}
 		cfg.State = config.State{Driver: config.DriverPostgres, DSNEnv: "DUCTBOT_HA_TEST_DSN"}
-		cfg.HA = config.HA{Enabled: true, LeaseName: lease, LeaseNamespace: "default"}
+		cfg.HA = config.HA{Enabled: true, LeaseName: lease, LeaseNamespace: "default",
+			LeaseDuration: config.Duration(leaseDuration), RenewDeadline: config.Duration(2 * time.Second),
+			RetryPeriod: config.Duration(500 * time.Millisecond)}
 		cfg.Chat.Console = false
 		cfg.Kubernetes.NamespacePrefix = "ha-"
 		cfg.Kubernetes.Instance = "ha-test"
@@ -160,8 +162,7 @@ func TestHAFailover(t *testing.T) {
 		logs := &syncBuffer{}
 		a, err := New(context.Background(), cfg, Options{
 			Logger: slog.New(slog.NewTextHandler(logs, nil)),
-			Lease: leader.Options{Client: leaseClient, Identity: name,
-				LeaseDuration: leaseDuration, RenewDeadline: 2 * time.Second, RetryPeriod: 500 * time.Millisecond},
+			Lease:  leader.Options{Client: leaseClient, Identity: name}, // the timings come from cfg.HA
 		})
 		if err != nil {
 			t.Fatal(err)
