@@ -7,7 +7,7 @@
 // annotated with sim.ductbot.dev/mode crash-loop, fail to pull their image
 // or never become Ready.
 //
-// Tests import it (usually once per package, from TestMain); `ductbot dev
+// Tests import it (usually once per package, from TestMain); `ductbot-dev
 // cluster` runs one by hand. Every process it starts is stopped by Stop, by
 // PID and process group, and dies with the parent process if that is killed.
 package localcluster

@@ -127,7 +127,7 @@ func Install(ctx context.Context, opts InstallOptions) (*Binaries, error) {
 }
 
 func missing(what, dir string) error {
-	return fmt.Errorf("%w: %s not found in %s: run `go run ./cmd/ductbot dev install` (or `make cluster-bins`) to build it, "+
+	return fmt.Errorf("%w: %s not found in %s: run `go run ./cmd/ductbot-dev install` (or `make cluster-bins`) to build it, "+
 		"or set %s to a folder that has it", ErrMissingBinary, what, dir, CacheDirEnv)
 }
 

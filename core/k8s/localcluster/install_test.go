@@ -16,7 +16,7 @@ func TestInstallMissingBinaryNamesIt(t *testing.T) {
 	if !errors.Is(err, localcluster.ErrMissingBinary) {
 		t.Fatalf("Install into an empty cache = %v, want ErrMissingBinary", err)
 	}
-	for _, want := range []string{"kube-apiserver", localcluster.KubernetesVersion, "ductbot dev install", localcluster.CacheDirEnv} {
+	for _, want := range []string{"kube-apiserver", localcluster.KubernetesVersion, "ductbot-dev install", localcluster.CacheDirEnv} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
