@@ -6,7 +6,7 @@ PKGS     ?= ./...
 TESTFLAGS ?= -count=1 -timeout 40m -p 2
 
 # Debian packages the tests and the demo run, as binary:package.
-DEB_DEPS ?= /usr/bin/etcd:etcd-server /usr/sbin/ngircd:ngircd /usr/bin/chromium:chromium /usr/bin/pg_ctlcluster:postgresql
+DEB_DEPS ?= /usr/bin/etcd:etcd-server /usr/sbin/ngircd:ngircd /usr/bin/chromium:chromium /usr/bin/pg_ctlcluster:postgresql /usr/bin/prometheus:prometheus
 
 .PHONY: all build deps test unit fuzz lint bench demo cluster-bins clean
 
