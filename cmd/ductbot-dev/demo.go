@@ -118,6 +118,16 @@ func runDemo(ctx context.Context, listen string) error {
 	c4 := g.CreateChange(demo.Project, "master", "Read the function cache path from a new setting CRASH", "alice")
 	demo.WaitVotes(ctx, g, c4, 1)
 
+	say("alice uploads change 5 to the wiki extension, and change 6 to the orchestrator whose commit message says " +
+		"\"Depends-On: <change 5's Change-Id>\": change 6's environment runs change 5's wiki, and its vote lists it")
+	c5 := g.CreateChange(demo.WikiProject, "master", "Call the orchestrator's new /evaluate endpoint", "alice")
+	wiki, _ := g.Change(c5)
+	c6 := g.CreateChangeMessage(demo.Project, "master", "Serve /evaluate for the wiki\n\nDepends-On: "+wiki.ChangeID+"\n", "alice")
+	demo.WaitVotes(ctx, g, c6, 1)
+	say("alice uploads patch set 2 of change 5: change 6's environment is rerun with it")
+	g.UploadPatchSet(c5, "alice", "")
+	demo.WaitVotes(ctx, g, c6, 2)
+
 	say(`Your turn. Type a command and press Enter, for example:
       !env %d orchestrator=abc      an environment with a custom matrix
       !envs                          what is running

@@ -18,6 +18,11 @@ import (
 // replace the orchestrator.
 const Project = "wikifunctions/function-orchestrator"
 
+// WikiProject is the demo's second project, the wiki extension: a change
+// there and one in Project that names it in a Depends-On footer are tested
+// together.
+const WikiProject = "mediawiki/extensions/WikiLambda"
+
 // configTemplate is the configuration the demo runs ductbot with. The chart's
 // simulation knobs follow the commit subject: "FAIL" fails the tests,
 // "SLOW" makes them take 20 seconds (time enough to supersede), "CRASH"
@@ -31,6 +36,10 @@ gerrit:
 projects:
   - name: %s
     component: orchestrator
+    channels: ["#wikifunctions"]
+    trusted: {accounts: [alice]}
+  - name: %s
+    component: wiki
     channels: ["#wikifunctions"]
     trusted: {accounts: [alice]}
 components:
@@ -69,7 +78,7 @@ cleanup: {schedule: "@every 1m", ttl_default: 2h}
 // example chart at chartPath, a cluster reached through kubeconfig, the
 // dashboard on listen and the state file statePath. The console chat is on.
 func Config(gerritURL, chartPath, kubeconfig, listen, statePath string) string {
-	return fmt.Sprintf(configTemplate, gerritURL, Project, chartPath, kubeconfig, listen, statePath)
+	return fmt.Sprintf(configTemplate, gerritURL, Project, WikiProject, chartPath, kubeconfig, listen, statePath)
 }
 
 // WatchVotes prints every review ductbot posts on the Gerrit test server.
@@ -83,6 +92,11 @@ func WatchVotes(ctx context.Context, g *gerrittest.Server, say func(string)) {
 				vote = fmt.Sprintf("%s %+d", label, v)
 			}
 			first, _, _ := strings.Cut(r.Message, "\n")
+			for _, l := range strings.Split(r.Message, "\n") {
+				if strings.HasPrefix(l, "Depends-On: ") {
+					first += " [" + l + "]"
+				}
+			}
 			say(fmt.Sprintf("Gerrit: %s on change %d patch set %d (notify %s): %s", vote, r.Change, r.PatchSet, r.Notify, first))
 		}
 		seen = len(reviews)
