@@ -10,7 +10,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -53,11 +52,6 @@ exit status: 0 done, 1 failed, 2 called wrongly (unknown command or flag)`,
 		Version: buildinfo.Line("ductbot-dev"),
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
-	root.AddCommand(installCmd(), clusterCmd(), demoCmd(), &cobra.Command{
-		Use:   "version",
-		Short: "print the module version, VCS revision and Go version",
-		Args:  cli.NoArgs,
-		Run:   func(c *cobra.Command, _ []string) { fmt.Fprintln(c.OutOrStdout(), buildinfo.Line("ductbot-dev")) },
-	})
+	root.AddCommand(installCmd(), clusterCmd(), demoCmd(), cli.VersionCommand("ductbot-dev"))
 	return cli.Root(root)
 }

@@ -40,7 +40,7 @@ func newRoot() *cobra.Command {
 		Version: buildinfo.Line("ductbot"),
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
-	root.AddCommand(runCmd(), validateCmd(), sweepCmd(), stateCmd(), versionCmd(), movedCmd("dev"), movedCmd("demo"))
+	root.AddCommand(runCmd(), validateCmd(), sweepCmd(), stateCmd(), cli.VersionCommand("ductbot"), movedCmd("dev"), movedCmd("demo"))
 	return cli.Root(root)
 }
 
@@ -159,22 +159,6 @@ func sweepCmd() *cobra.Command {
 	c.Flags().StringVar(&path, "config", "ductbot.yaml", "configuration file")
 	lf = addLogFlags(c.Flags())
 	return c
-}
-
-func versionCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "print ductbot's module version, VCS revision and Go version",
-		Args: func(_ *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				return cli.Usagef("version takes no arguments, got %q", args[0])
-			}
-			return nil
-		},
-		Run: func(c *cobra.Command, _ []string) {
-			fmt.Fprintln(c.OutOrStdout(), buildinfo.Line("ductbot"))
-		},
-	}
 }
 
 // logFlags are --log-level and --log-format; unset, the configuration's

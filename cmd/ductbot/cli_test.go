@@ -54,7 +54,7 @@ func TestExitCodes(t *testing.T) {
 		{args: []string{"state", "copy"}, code: 2, errsOnce: `unknown command "copy" for "ductbot state"`},
 		{args: []string{"valdate"}, code: 2, errsOnce: `did you mean "validate"?`},
 		{args: []string{"--version"}, code: 0, out: runtime.Version()},
-		{args: []string{"version", "extra"}, code: 2, errs: "version takes no arguments"},
+		{args: []string{"version", "extra"}, code: 2, errs: `version: unexpected argument "extra"`},
 		{args: []string{"validate", "--config", bad}, code: 1, errsOnce: `kubernetes.retries: line 2: "four" is not an integer`},
 		{args: []string{"validate", "--offline", "--config", bad}, code: 1, errsOnce: `kubernetes.retries: line 2: "four" is not an integer`},
 		{args: []string{"validate", "--config", filepath.Join(t.TempDir(), "missing.yaml")}, code: 1, errs: "reading configuration"},

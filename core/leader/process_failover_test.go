@@ -168,22 +168,7 @@ func TestProcessSplitBrain(t *testing.T) {
 		t.Fatalf("reviews before a resumes: %+v, want b's", rvs)
 	}
 
-	resumed := time.Now()
-	if err := a.cmd.Process.Signal(syscall.SIGCONT); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-a.exited:
-		t.Logf("a exited %s after it resumed: %v", time.Since(resumed).Round(time.Millisecond), a.err)
-	case <-time.After(time.Minute):
-		t.Fatal("a did not exit within 1m of resuming")
-	}
-	if a.logged(logLost, resumed).IsZero() {
-		t.Errorf("a's log does not say it lost the lease and stopped (%q)", logLost)
-	}
-	if !a.logged("review posted", resumed).IsZero() {
-		t.Error("a posted a review after it resumed")
-	}
+	resumeLost(t, a)
 	for _, l := range strings.Split(a.log(), "\n") {
 		if strings.Contains(l, "not the leader") {
 			t.Logf("a held back: %s", l)
@@ -261,22 +246,7 @@ func TestProcessSplitBrainLateTests(t *testing.T) {
 		t.Fatalf("reviews before a resumes: %+v, want none", rvs)
 	}
 
-	resumed := time.Now()
-	if err := a.cmd.Process.Signal(syscall.SIGCONT); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-a.exited:
-		t.Logf("a exited %s after it resumed: %v", time.Since(resumed).Round(time.Millisecond), a.err)
-	case <-time.After(time.Minute):
-		t.Fatal("a did not exit within 1m of resuming")
-	}
-	if a.logged(logLost, resumed).IsZero() {
-		t.Errorf("a's log does not say it lost the lease and stopped (%q)", logLost)
-	}
-	if !a.logged("review posted", resumed).IsZero() {
-		t.Error("a posted a review after it resumed")
-	}
+	resumed := resumeLost(t, a)
 	if held := a.logged("not posting the review: this replica is not the leader", resumed); held.IsZero() {
 		t.Log("a did not get as far as its review before it exited")
 	} else {
@@ -293,4 +263,28 @@ func TestProcessSplitBrainLateTests(t *testing.T) {
 		t.Errorf("run %d = %s %s reported %v, want passed and reported", got.ID, got.State, got.Result, got.Reported)
 	}
 	f.checkClean(t)
+}
+
+// resumeLost resumes the paused old leader a and checks that it exits
+// within a minute, saying it lost the lease, without posting a review. It
+// returns when a was resumed.
+func resumeLost(t *testing.T, a *proc) time.Time {
+	t.Helper()
+	resumed := time.Now()
+	if err := a.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-a.exited:
+		t.Logf("a exited %s after it resumed: %v", time.Since(resumed).Round(time.Millisecond), a.err)
+	case <-time.After(time.Minute):
+		t.Fatal("a did not exit within 1m of resuming")
+	}
+	if a.logged(logLost, resumed).IsZero() {
+		t.Errorf("a's log does not say it lost the lease and stopped (%q)", logLost)
+	}
+	if !a.logged("review posted", resumed).IsZero() {
+		t.Error("a posted a review after it resumed")
+	}
+	return resumed
 }

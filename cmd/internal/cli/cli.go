@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/ductbot/ductbot/cmd/internal/buildinfo"
 )
 
 // Exit statuses.
@@ -120,6 +122,17 @@ func unknownCommand(c *cobra.Command, args []string) error {
 		msg += fmt.Sprintf("; did you mean %q?", s[0])
 	}
 	return Usagef("%s (see %s --help)", msg, c.CommandPath())
+}
+
+// VersionCommand is the "version" command of the program name: it prints
+// the module version, VCS revision and Go version (buildinfo.Line).
+func VersionCommand(name string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "print " + name + "'s module version, VCS revision and Go version",
+		Args:  NoArgs,
+		Run:   func(c *cobra.Command, _ []string) { fmt.Fprintln(c.OutOrStdout(), buildinfo.Line(name)) },
+	}
 }
 
 // NoArgs is a command's Args when it takes no arguments.
