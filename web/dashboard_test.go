@@ -31,7 +31,9 @@ func TestRefreshWhileActive(t *testing.T) {
 	_, body = f.get(t, "/?project=other%2Fproject", http.StatusOK)
 	wantNotContains(t, "dashboard of a project with no active run", body, `http-equiv="refresh"`)
 	_, body = f.get(t, EnvPath("change-12345"), http.StatusOK)
-	wantNotContains(t, "environment page", body, `http-equiv="refresh"`)
+	wantContains(t, "page of the environment whose run is testing", body, refreshMeta)
+	_, body = f.get(t, EnvPath("custom-ab12"), http.StatusOK)
+	wantNotContains(t, "page of a broken environment with no active run", body, `http-equiv="refresh"`)
 
 	// Finish the testing run: nothing is active any more.
 	rn, err := f.store.GetRun(ctx, f.testing)
@@ -42,6 +44,15 @@ func TestRefreshWhileActive(t *testing.T) {
 	wantNotContains(t, "idle dashboard", body, `http-equiv="refresh"`)
 	_, body = f.get(t, RunPath(f.testing), http.StatusOK)
 	wantNotContains(t, "page of the finished run", body, `http-equiv="refresh"`)
+	_, body = f.get(t, EnvPath("change-12345"), http.StatusOK)
+	wantNotContains(t, "page of the environment, its runs finished", body, `http-equiv="refresh"`)
+	for _, st := range []run.EnvStatus{run.EnvWaking, run.EnvReady} {
+		must(t, f.store.SetEnvStatus(ctx, "change-12345", st, now))
+		_, body = f.get(t, EnvPath("change-12345"), http.StatusOK)
+		if got := strings.Contains(body, refreshMeta); got != (st == run.EnvWaking) {
+			t.Errorf("page of the environment while %s: refresh meta present = %v", st, got)
+		}
+	}
 
 	for _, state := range []run.State{run.StateQueued, run.StateDeploying, run.StateTesting, run.StateDone} {
 		t.Run(string(state), func(t *testing.T) {

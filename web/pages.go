@@ -619,7 +619,7 @@ func (s *Server) runLog(w http.ResponseWriter, r *http.Request) {
 // envPageView is the data of /envs/{name}.
 type envPageView struct {
 	Title   string
-	Refresh int // always 0: this page does not reload itself
+	Refresh int // seconds; 0: no meta refresh
 	Name    string
 	Env     *envView // nil when the record was removed but runs remain
 	Runs    []runView
@@ -652,8 +652,25 @@ func (s *Server) envPage(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, rn := range runs {
 		v.Runs = append(v.Runs, s.runView(now, rn))
+		if !rn.Finished() { // reload while a run of it is under way
+			v.Refresh = refreshSeconds
+		}
+	}
+	if env != nil && envInTransition(env.Status) {
+		v.Refresh = refreshSeconds
 	}
 	s.render(w, r, http.StatusOK, s.pages.env, v)
+}
+
+// envInTransition reports whether an environment's status is about to
+// change by itself: waiting for room, deploying, going to sleep, waking,
+// being torn down.
+func envInTransition(st run.EnvStatus) bool {
+	switch st {
+	case run.EnvWaiting, run.EnvDeploying, run.EnvSleeping, run.EnvWaking, run.EnvTearingDown:
+		return true
+	}
+	return false
 }
 
 // wakeHint tells how to wake an environment that sleeps (or is falling
