@@ -48,33 +48,27 @@ func (e *Engine) depsFor(ctx context.Context, root *gerrit.Change, chatVouch boo
 		}
 		frontier = nil
 		var round []gerrit.Change
-		if len(ids) > 0 {
-			got, err := e.gerrit.Query(ctx, gerrit.Query{Scopes: e.projectNames(), ChangeIDs: ids, Messages: true})
+		for _, q := range []gerrit.Query{
+			{Scopes: e.projectNames(), ChangeIDs: ids, Messages: true},
+			{Numbers: nums, Messages: true},
+		} {
+			if len(q.ChangeIDs)+len(q.Numbers) == 0 {
+				continue
+			}
+			got, err := e.gerrit.Query(ctx, q)
 			if err != nil {
 				return DepsPlan{}, err
-			}
-			for i := range got {
-				c := &got[i]
-				if _, ok := e.cfg.Project(c.Project); ok && slices.Contains(ids, c.ChangeID) {
-					in.ByChangeID[c.ChangeID] = append(in.ByChangeID[c.ChangeID], c)
-				}
-			}
-			round = append(round, got...)
-		}
-		if len(nums) > 0 {
-			got, err := e.gerrit.Query(ctx, gerrit.Query{Numbers: nums, Messages: true})
-			if err != nil {
-				return DepsPlan{}, err
-			}
-			for i := range got {
-				if slices.Contains(nums, got[i].Number) {
-					in.ByNumber[got[i].Number] = &got[i]
-				}
 			}
 			round = append(round, got...)
 		}
 		for i := range round {
 			c := &round[i]
+			if slices.Contains(ids, c.ChangeID) {
+				in.ByChangeID[c.ChangeID] = append(in.ByChangeID[c.ChangeID], c)
+			}
+			if slices.Contains(nums, c.Number) {
+				in.ByNumber[c.Number] = c
+			}
 			if !followed[c.Number] && c.Open() {
 				followed[c.Number] = true
 				found = append(found, c)
@@ -82,28 +76,20 @@ func (e *Engine) depsFor(ctx context.Context, root *gerrit.Change, chatVouch boo
 			}
 		}
 	}
-	// Trust, resolved before deciding: the uploader of each open
-	// dependency, and the authors of "recheck" comments on its current
-	// patch set (a vouch).
+	// Trust, resolved before deciding, as for the change itself.
 	uploader, vouched := map[int]bool{}, map[int]bool{}
 	for _, c := range found {
 		proj, ok := e.projectFor(c)
 		if !ok || c.Private {
 			continue
 		}
-		ok, err := e.trust.trusted(ctx, proj.Trusted, c.Uploader)
+		up, rechecks, err := e.changeTrust(ctx, proj.Trusted, c)
 		if err != nil {
-			return DepsPlan{}, fmt.Errorf("checking whether the uploader of change %d is trusted: %w", c.Number, err)
+			return DepsPlan{}, err
 		}
-		uploader[c.Number] = ok
-		authors, err := e.recheckAuthorsTrust(ctx, proj.Trusted, c)
-		if err != nil {
-			return DepsPlan{}, fmt.Errorf("change %d: %w", c.Number, err)
-		}
-		for id, ok := range authors {
-			if ok && (e.self == nil || id != e.self.ID) {
-				vouched[c.Number] = true
-			}
+		uploader[c.Number] = up
+		for _, ok := range rechecks {
+			vouched[c.Number] = vouched[c.Number] || ok
 		}
 	}
 	in.UploaderTrusted = func(c *gerrit.Change) bool { return uploader[c.Number] }

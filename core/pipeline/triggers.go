@@ -39,12 +39,9 @@ func (e *Engine) HandleChange(ctx context.Context, ch gerrit.Change) error {
 		Now: e.now(), Lookback: e.cfg.Gerrit.Lookback.D(), Prefix: e.cfg.Chat.Prefix,
 	}
 	if ch.Open() && !ch.Private && !ch.WorkInProgress {
-		if obs.UploaderTrusted, err = e.trust.trusted(ctx, proj.Trusted, ch.Uploader); err != nil {
-			return fmt.Errorf("change %d: checking whether the uploader is trusted: %w", ch.Number, err)
-		}
-		trustedAuthors, err := e.recheckAuthorsTrust(ctx, proj.Trusted, &ch)
-		if err != nil {
-			return fmt.Errorf("change %d: %w", ch.Number, err)
+		var trustedAuthors map[int]bool
+		if obs.UploaderTrusted, trustedAuthors, err = e.changeTrust(ctx, proj.Trusted, &ch); err != nil {
+			return err
 		}
 		obs.TrustedAuthor = func(a gerrit.Account) bool { return trustedAuthors[a.ID] }
 	}
@@ -76,6 +73,19 @@ func (e *Engine) projectFor(ch *gerrit.Change) (config.Project, bool) {
 		return proj, false
 	}
 	return proj, true
+}
+
+// changeTrust resolves who is trusted for a change's current patch set:
+// its uploader, and the authors of its "recheck" comments on it (by
+// account ID), which the trust gate and Decide then weigh.
+func (e *Engine) changeTrust(ctx context.Context, tr config.Trust, ch *gerrit.Change) (uploader bool, rechecks map[int]bool, err error) {
+	if uploader, err = e.trust.trusted(ctx, tr, ch.Uploader); err != nil {
+		return false, nil, fmt.Errorf("change %d: checking whether the uploader is trusted: %w", ch.Number, err)
+	}
+	if rechecks, err = e.recheckAuthorsTrust(ctx, tr, ch); err != nil {
+		return false, nil, fmt.Errorf("change %d: %w", ch.Number, err)
+	}
+	return uploader, rechecks, nil
 }
 
 // recheckAuthorsTrust resolves the trust of the authors of the change's
