@@ -119,7 +119,7 @@ func (r *replica) start(t testing.TB) {
 
 // waitFor polls cond until it holds or the time is up, and says how long
 // it took.
-func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) time.Duration {
+func waitFor(t testing.TB, what string, limit time.Duration, cond func() bool) time.Duration {
 	t.Helper()
 	start := time.Now()
 	for !cond() {

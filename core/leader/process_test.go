@@ -360,18 +360,8 @@ func (p *proc) kill9(t testing.TB) time.Time {
 }
 
 // wait polls cond until it holds or the time is up, and says how long it
-// took.
-func wait(t testing.TB, what string, limit time.Duration, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > limit {
-			t.Fatalf("%s: not within %s", what, limit)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return time.Since(start)
-}
+// took (the in-package tests' helper).
+var wait = leader.WaitFor
 
 // leaderAndFollower starts replica a, waits until it leads, then starts
 // replica b and waits until it follows.
