@@ -12,21 +12,13 @@ import (
 func TestListRunsSearchAndOffset(t *testing.T) {
 	eachDriver(t, func(t *testing.T, d driver) {
 		s, _ := d.openTemp(t)
-		ctx := t.Context()
 		specs := []run.Run{
 			{Env: "a", Project: "p1", Change: 12345, PatchSet: 1, Subject: "Fix the Evaluator", Owner: "Jane Doe <jane@example.org>", State: run.StateDone},
 			{Env: "b", Project: "p1", Change: 777, PatchSet: 1, Subject: "100% done_now", Owner: "Bob", State: run.StateDone},
 			{Env: "c", Project: "p2", Change: 42, PatchSet: 1, Subject: `back\slash`, Owner: "carol", State: run.StateQueued},
 			{Env: "d", Project: "p2", Change: 12345, PatchSet: 2, Subject: "Change 777 follow-up", Owner: "Jane Doe <jane@example.org>", State: run.StateDone},
 		}
-		ids := make([]int64, len(specs))
-		for i := range specs {
-			r := specs[i]
-			if err := s.CreateRun(ctx, &r); err != nil {
-				t.Fatalf("CreateRun: %v", err)
-			}
-			ids[i] = r.ID
-		}
+		ids := createRuns(t, s, specs)
 		tests := []struct {
 			name string
 			f    RunFilter
@@ -51,14 +43,7 @@ func TestListRunsSearchAndOffset(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				runs, err := s.ListRuns(ctx, tt.f)
-				if err != nil {
-					t.Fatalf("ListRuns: %v", err)
-				}
-				var got []int64
-				for _, r := range runs {
-					got = append(got, r.ID)
-				}
+				got := runIDs(t, s, tt.f)
 				if !reflect.DeepEqual(got, tt.want) {
 					t.Errorf("ListRuns(%+v) ids = %v, want %v", tt.f, got, tt.want)
 				}

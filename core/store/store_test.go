@@ -164,21 +164,13 @@ func TestRunNotFound(t *testing.T) {
 func TestListRuns(t *testing.T) {
 	eachDriver(t, func(t *testing.T, d driver) {
 		s, _ := d.openTemp(t)
-		ctx := t.Context()
 		specs := []run.Run{
 			{Env: "a", Project: "p1", Change: 1, PatchSet: 1, State: run.StateDone, Result: run.ResultPassed},
 			{Env: "a", Project: "p1", Change: 1, PatchSet: 2, State: run.StateTesting},
 			{Env: "b", Project: "p2", Change: 2, PatchSet: 1, State: run.StateQueued},
 			{Env: "c", Project: "p1", Change: 3, PatchSet: 1, State: run.StateDone, Result: run.ResultError},
 		}
-		ids := make([]int64, len(specs))
-		for i := range specs {
-			r := specs[i]
-			if err := s.CreateRun(ctx, &r); err != nil {
-				t.Fatalf("CreateRun: %v", err)
-			}
-			ids[i] = r.ID
-		}
+		ids := createRuns(t, s, specs)
 		tests := []struct {
 			name string
 			f    RunFilter
@@ -196,14 +188,7 @@ func TestListRuns(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				runs, err := s.ListRuns(ctx, tt.f)
-				if err != nil {
-					t.Fatalf("ListRuns: %v", err)
-				}
-				var got []int64
-				for _, r := range runs {
-					got = append(got, r.ID)
-				}
+				got := runIDs(t, s, tt.f)
 				if !reflect.DeepEqual(got, tt.want) {
 					t.Errorf("ListRuns(%+v) ids = %v, want %v", tt.f, got, tt.want)
 				}
@@ -1330,4 +1315,32 @@ func TestTestLogsValidUTF8(t *testing.T) {
 			t.Errorf("TestLogs = %+v, %v; want the invalid bytes replaced", got, err)
 		}
 	})
+}
+
+// createRuns stores a copy of each run and returns their ids, in order.
+func createRuns(t *testing.T, s *Store, specs []run.Run) []int64 {
+	t.Helper()
+	ids := make([]int64, len(specs))
+	for i := range specs {
+		r := specs[i]
+		if err := s.CreateRun(t.Context(), &r); err != nil {
+			t.Fatalf("CreateRun: %v", err)
+		}
+		ids[i] = r.ID
+	}
+	return ids
+}
+
+// runIDs lists the runs f selects and returns their ids, in order.
+func runIDs(t *testing.T, s *Store, f RunFilter) []int64 {
+	t.Helper()
+	runs, err := s.ListRuns(t.Context(), f)
+	if err != nil {
+		t.Fatalf("ListRuns: %v", err)
+	}
+	var got []int64
+	for _, r := range runs {
+		got = append(got, r.ID)
+	}
+	return got
 }
