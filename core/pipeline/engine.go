@@ -446,9 +446,16 @@ func (e *Engine) stop(ctx context.Context, r *run.Run, result run.Result, cause 
 		return fmt.Errorf("ending run %d: %w", r.ID, err)
 	}
 	e.forgetReply(ctx, r.ID)
-	e.metrics.RunsTotal.WithLabelValues(string(result)).Inc()
+	e.countRun(r, result)
 	e.log.Info("run ended before it started", append(runAttrs(r), "result", result)...)
 	return nil
+}
+
+// countRun counts a finished run in ductbot_runs_total, under its project
+// (bounded: see metrics.Project) and result; every way a run ends counts
+// it here.
+func (e *Engine) countRun(r *run.Run, result run.Result) {
+	e.metrics.RunsTotal.WithLabelValues(e.metrics.Project(r.Project), string(result)).Inc()
 }
 
 // CancelChange ends every unfinished run of a change (merged, abandoned,

@@ -259,7 +259,7 @@ func (e *Engine) end(r *run.Run, env *run.Env, result run.Result, detail string)
 		return
 	}
 	if !result.Reportable() {
-		e.metrics.RunsTotal.WithLabelValues(e.metrics.Project(r.Project), string(result)).Inc()
+		e.countRun(r, result)
 		e.forgetReply(context.Background(), r.ID)
 	}
 	e.saveRun(r)

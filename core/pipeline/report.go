@@ -200,7 +200,7 @@ func (e *Engine) report(ctx context.Context, r *run.Run, env *run.Env) {
 		return
 	}
 	e.saveRun(r)
-	e.metrics.RunsTotal.WithLabelValues(e.metrics.Project(r.Project), string(r.Result)).Inc()
+	e.countRun(r, r.Result)
 	e.announce(ctx, r, env)
 }
 
