@@ -131,15 +131,9 @@ func (e *Engine) depsNotice(ctx context.Context, ch *gerrit.Change, plan DepsPla
 // saidAlready reports whether ductbot's own account posted text on the
 // change's current patch set (Gerrit prefixes "Patch Set N:" to it).
 func saidAlready(ch *gerrit.Change, self *gerrit.Account, text string) bool {
-	if self == nil || self.ID == 0 {
-		return false
-	}
-	for _, m := range ch.Messages {
-		if m.Author.ID == self.ID && m.PatchSet == ch.PatchSet && strings.Contains(m.Text, strings.TrimSpace(text)) {
-			return true
-		}
-	}
-	return false
+	return postedBySelf(ch.Messages, self, func(m gerrit.Message) bool {
+		return m.PatchSet == ch.PatchSet && strings.Contains(m.Text, strings.TrimSpace(text))
+	})
 }
 
 // rerunDependents queues a new run of each open change whose Depends-On

@@ -205,3 +205,23 @@ func TestDependsOnThroughEnvRequest(t *testing.T) {
 		t.Errorf("!env 20 wiki=wiki-stable = env %s, matrix %v, deps %+v; want a custom environment with the named wiki and no dependency", tk.Env, got.Matrix, got.Deps)
 	}
 }
+
+// What cannot be followed is said once per patch set: a rerun for a
+// dependency's new patch set that finds the same problem says nothing new.
+func TestDependsOnProblemSaidOnce(t *testing.T) {
+	r := newRig(t, 0, "")
+	r.start()
+	r.put(10, 1, "wiki", alice)
+	r.put(30, 1, "docs", alice) // a project ductbot does not deploy
+	r.put(20, 1, "svc/orchestrator", alice, "Depends-On: "+changeID(10), "Depends-On: http://gerrit.invalid/c/docs/+/30")
+	if got := r.reviewsOn(20); len(got) != 1 || !strings.Contains(got[0].Message, "change 30 (named in change 20's Depends-On: http://gerrit.invalid/c/docs/+/30) is in docs") {
+		t.Fatalf("B's reviews = %+v, want one comment naming change 30", got)
+	}
+	r.put(10, 2, "wiki", alice) // reruns B, which meets the same problem
+	if got := r.reviewsOn(20); len(got) != 1 {
+		t.Errorf("B's reviews after A's patch set 2 = %d, want still 1: %+v", len(got), got)
+	}
+	if runs := r.runs(store.RunFilter{Change: 20}); len(runs) != 0 {
+		t.Errorf("B's runs = %d, want none", len(runs))
+	}
+}

@@ -48,11 +48,20 @@ func VoteTarget(r *run.Run, env *run.Env, ch *gerrit.Change, self *gerrit.Accoun
 // link, and such a message must not suppress a vote. With no known own
 // account nothing counts.
 func AlreadyReported(msgs []gerrit.Message, self *gerrit.Account, runURL string) bool {
+	return postedBySelf(msgs, self, func(m gerrit.Message) bool {
+		return strings.HasPrefix(m.Tag, ReviewTag) && strings.Contains(m.Text, runURL+"\n")
+	})
+}
+
+// postedBySelf reports whether ductbot's own account wrote a message that
+// match accepts. Only its own messages count (anyone can copy its text and
+// tag); with no known own account, none does.
+func postedBySelf(msgs []gerrit.Message, self *gerrit.Account, match func(gerrit.Message) bool) bool {
 	if self == nil || self.ID == 0 {
 		return false
 	}
 	for _, m := range msgs {
-		if m.Author.ID == self.ID && strings.HasPrefix(m.Tag, ReviewTag) && strings.Contains(m.Text, runURL+"\n") {
+		if m.Author.ID == self.ID && match(m) {
 			return true
 		}
 	}
